@@ -1,0 +1,1 @@
+"""ptft_keras.tasks"""
