@@ -32,6 +32,30 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
         ("corpus", "output"),
         "masked-LM (+NSP) pretraining, from scratch or continued from a checkpoint",
     ),
+    "finetune": (
+        "ptft_keras.training.finetune",
+        "FinetuneConfig",
+        ("model", "train", "output"),
+        "fine-tune a checkpoint on a labelled task (freeze-then-unfreeze by default)",
+    ),
+    "evaluate": (
+        "ptft_keras.training.evaluate",
+        "EvaluateConfig",
+        ("model", "data"),
+        "evaluate a fine-tuned model; prints one JSON object of metrics on its last line",
+    ),
+    "predict": (
+        "ptft_keras.training.predict",
+        "PredictConfig",
+        ("model", "data", "output"),
+        "predict on a CSV/TSV/JSONL file (CoNLL for token classification)",
+    ),
+    "export": (
+        "ptft_keras.export.job",
+        "ExportConfig",
+        ("model", "output"),
+        "export a fine-tuned model as a TF Serving SavedModel (raw strings in, predictions out)",
+    ),
 }
 
 

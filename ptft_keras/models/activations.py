@@ -1,0 +1,43 @@
+"""Hugging Face activation names (`hidden_act`) and the Keras functions that compute them exactly.
+
+keras-hub's BertBackbone hard-codes the tanh approximation of GELU, while HF BERT's `"gelu"` is
+the exact erf form; the difference reaches 1e-3 after six layers. This table is the one place
+that decides which Keras function an HF name means.
+
+Example:
+    >>> from ptft_keras.models.activations import keras_activation
+    >>> import numpy as np
+    >>> round(float(keras_activation("gelu")(np.float32(1.0))), 4)
+    0.8413
+    >>> round(float(keras_activation("gelu_new")(np.float32(1.0))), 4)
+    0.8412
+"""
+from __future__ import annotations
+
+import keras
+from keras_hub.src.utils.keras_utils import gelu_approximate
+
+from ptft_keras.errors import ConfigError
+
+# The HF names: transformers.activations.ACT2FN. Aliases compute the same function up to float
+# rounding (gelu_new, gelu_fast and gelu_pytorch_tanh are all the tanh approximation).
+HF_ACTIVATIONS = {
+    "gelu": keras.activations.gelu,  # exact erf form (approximate=False)
+    "gelu_python": keras.activations.gelu,
+    "gelu_new": gelu_approximate,
+    "gelu_fast": gelu_approximate,
+    "gelu_pytorch_tanh": gelu_approximate,
+    "relu": keras.activations.relu,
+    "silu": keras.activations.silu,
+    "swish": keras.activations.silu,
+}
+
+
+def keras_activation(hidden_act: str):
+    """The Keras activation function for an HF `hidden_act` name; ConfigError if unsupported."""
+    try:
+        return HF_ACTIVATIONS[hidden_act]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"unsupported hidden_act {hidden_act!r}; use one of {sorted(HF_ACTIVATIONS)}"
+        ) from None

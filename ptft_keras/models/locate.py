@@ -1,0 +1,144 @@
+"""Decide what a `from_pretrained` argument names, fetching Hugging Face Hub checkpoints when needed.
+
+A string or path is, in this order: a local HF checkpoint directory, a keras-hub preset directory
+or a `.keras` file; a keras-hub preset name (`bert_tiny_en_uncased`, `kaggle://...`); else a
+Hugging Face Hub id (`sentence-transformers/all-MiniLM-L6-v2`, or `hf://...`), downloaded into the
+HF cache. Offline (`HF_HUB_OFFLINE=1`) a Hub id is looked up in the cache only, and a miss fails
+at once with a CheckpointError instead of waiting on the network.
+
+Example:
+    >>> from ptft_keras.models.default_checkpoint import default_checkpoint_path
+    >>> from ptft_keras.models.locate import locate_checkpoint
+    >>> locate_checkpoint(default_checkpoint_path()).kind
+    'hf_dir'
+    >>> locate_checkpoint("bert_tiny_en_uncased")
+    CheckpointLocation(kind='keras_hub_preset', path='bert_tiny_en_uncased')
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ptft_keras.errors import CheckpointError
+from ptft_keras.models.hf_checkpoint import (
+    CONFIG_FILE,
+    PICKLE_FILE,
+    SAFETENSORS_FILE,
+    SAFETENSORS_INDEX_FILE,
+    TF_H5_FILE,
+    pickle_refusal,
+)
+
+TOKENIZER_FILES = ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"]
+_KERAS_HUB_SCHEMES = ("kaggle://", "modelscope://")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+@dataclass(frozen=True)
+class CheckpointLocation:
+    """What to load: `kind` is "hf_dir", "keras_file" or "keras_hub_preset"; `path` a Path or a preset name."""
+
+    kind: str
+    path: Path | str
+
+
+def locate_checkpoint(path_or_id, allow_pickle: bool = False) -> CheckpointLocation:
+    """Classify `path_or_id`, downloading a Hugging Face Hub id into the local cache when online."""
+    path = Path(os.fspath(path_or_id)).expanduser()
+    if path.is_file():
+        if path.suffix == ".keras":
+            return CheckpointLocation("keras_file", path)
+        raise CheckpointError(
+            "expected a checkpoint directory (config.json + weights) or a .keras file", path=path
+        )
+    if path.is_dir():
+        kind = "keras_hub_preset" if _is_keras_hub_preset_dir(path) else "hf_dir"
+        return CheckpointLocation(kind, str(path) if kind == "keras_hub_preset" else path)
+    name = str(path_or_id)
+    if name.startswith(_KERAS_HUB_SCHEMES) or name in _keras_hub_preset_names():
+        return CheckpointLocation("keras_hub_preset", name)
+    repo_id = name.removeprefix("hf://")
+    if name.endswith(".keras") or not _HUB_ID.match(repo_id):
+        raise CheckpointError("no such file or directory (nor a Hugging Face Hub id)", path=name)
+    return CheckpointLocation("hf_dir", download_from_hub(repo_id, allow_pickle=allow_pickle))
+
+
+def download_from_hub(repo_id: str, allow_pickle: bool = False) -> Path:
+    """The local snapshot directory of Hub repo `repo_id` (config, tokenizer files, one weights file)."""
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise CheckpointError(
+            "not a local path; fetching it from the Hugging Face Hub needs huggingface_hub "
+            "(pip install huggingface_hub)",
+            path=repo_id,
+        ) from None
+    offline = _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE")
+    try:
+        if offline:
+            return Path(huggingface_hub.snapshot_download(repo_id, local_files_only=True))
+        weights = _weight_patterns(set(huggingface_hub.list_repo_files(repo_id)), repo_id, allow_pickle)
+        return Path(huggingface_hub.snapshot_download(
+            repo_id, allow_patterns=[CONFIG_FILE, *TOKENIZER_FILES, *weights]
+        ))
+    except CheckpointError:
+        raise
+    except Exception as error:  # network, auth and not-found errors all end the same way for the user
+        reason = (
+            "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache" if offline
+            else error_summary(error)
+        )
+        raise CheckpointError(
+            f"not a local checkpoint, and it could not be fetched from the Hugging Face Hub ({reason}). "
+            "Pass a local directory holding config.json and model.safetensors, or download it "
+            f"where there is network (`hf download {repo_id} --local-dir DIR`)",
+            path=repo_id,
+        ) from None
+
+
+def error_summary(error: BaseException) -> str:
+    """`"ErrorType: first line of its message"`, for wrapping a library's error in ours.
+
+    Example:
+        >>> error_summary(ConnectionError("Name or service not known\\nretries exhausted"))
+        'ConnectionError: Name or service not known'
+    """
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def _weight_patterns(files: set[str], repo_id: str, allow_pickle: bool) -> list[str]:
+    """The one weights file to download, in the order read_hf_checkpoint prefers them."""
+    if SAFETENSORS_FILE in files:
+        return [SAFETENSORS_FILE]
+    if SAFETENSORS_INDEX_FILE in files:
+        return [SAFETENSORS_INDEX_FILE, "model-*.safetensors"]
+    if TF_H5_FILE in files:
+        return [TF_H5_FILE]
+    if PICKLE_FILE in files:
+        if not allow_pickle:
+            raise pickle_refusal(f"{repo_id}/{PICKLE_FILE}")
+        return [PICKLE_FILE]
+    raise CheckpointError("the Hub repository has no weights file this library can read", path=repo_id)
+
+
+def _is_keras_hub_preset_dir(path: Path) -> bool:
+    """A keras-hub preset's config.json is a serialized Keras object, not an HF config."""
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # a missing or bad config.json is reported by the HF reader, which names it
+    return isinstance(config, dict) and "class_name" in config and "config" in config
+
+
+def _keras_hub_preset_names() -> set[str]:
+    from keras_hub.models import BertBackbone, DistilBertBackbone
+
+    return set(BertBackbone.presets) | set(DistilBertBackbone.presets)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

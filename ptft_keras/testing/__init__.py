@@ -1,0 +1,1 @@
+"""Helpers for tests: reference implementations and shared samples (test-only dependencies)."""
