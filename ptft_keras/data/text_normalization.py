@@ -1,0 +1,245 @@
+"""BERT text normalization and pre-tokenization, in core TensorFlow ops only.
+
+This reproduces what `transformers.BertTokenizerFast` does before WordPiece (the `tokenizers`
+crate's `BertNormalizer` then `BertPreTokenizer`):
+
+1. clean text: drop NUL, U+FFFD and control, format, private-use characters (categories Cc, Cf,
+   Co; tab, newline and CR excepted); every Unicode White_Space character becomes a space;
+2. put spaces around CJK ideographs;
+3. strip accents (NFD, then drop non-spacing marks, category Mn);
+4. lowercase (full per-character mapping, e.g. "İ" -> "i" + U+0307);
+5. split on spaces, and isolate punctuation (ASCII 33-47, 58-64, 91-96, 123-126, Unicode P*).
+
+Every step but the split is a function of one code point, so the whole thing is a table from a
+code point to the text it becomes, built once in Python (from `unicodedata`) and applied in the
+graph with `tf.strings.unicode_decode`, `tf.searchsorted` and gathers. The same code therefore
+serves the training tokenizer (tf-text WordPiece) and the core-ops export tokenizer.
+
+Special tokens written in the text ("[MASK]") are matched first, like transformers' added
+tokens: each is replaced by a private-use sentinel character that survives as its own word.
+
+Unicode versions: the character classes come from Python's `unicodedata` (Unicode 14 for
+Python 3.11), while the tokenizers crate uses older tables for categories and NFD and Rust's
+newer ones for lowercase. The two agree on every character whose category has not changed
+since Unicode 3.2 (about 230,000, tested); they differ on about 500 characters added in recent
+Unicode versions (e.g. U+061D, new Brahmic signs), where transformers treats the new
+punctuation and marks as letters.
+"""
+from __future__ import annotations
+
+import bisect
+import functools
+import unicodedata
+
+import numpy as np
+import tensorflow as tf
+
+from ptft_keras.errors import ConfigError
+
+# Unicode White_Space (what Rust's char::is_whitespace tests); tab/newline/CR are in it too.
+_WHITE_SPACE = frozenset(
+    [0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000]
+    + list(range(0x2000, 0x200B))
+)
+# The CJK blocks the tokenizers crate pads with spaces. It starts the sixth range at 0x2B920
+# where the original BERT has 0x2B820; we follow the crate, since its ids are the reference.
+_CJK_RANGES = (
+    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
+)
+# Sentinels for special tokens found in the text: plane-15 private use, which clean-text would
+# drop anyway, so a sentinel typed by a user is removed before ours are inserted.
+SENTINEL_BASE = 0xF0000
+_MAX_SPECIAL_TOKENS = 256
+
+_IDENTITY, _DELETE, _ISOLATE, _TABLE = 0, 1, 2, 3
+_MODE_LENGTHS = [1, 0, 3, 0]  # output code points per mode; _TABLE lengths come from the table
+_SPACE = 0x20
+
+
+def _is_punctuation(char: str) -> bool:
+    cp = ord(char)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(char).startswith("P")
+
+
+_CJK_BOUNDS = sorted([lo for lo, _ in _CJK_RANGES] + [hi + 1 for _, hi in _CJK_RANGES])
+
+
+def _is_cjk(cp: int) -> bool:
+    return bisect.bisect_right(_CJK_BOUNDS, cp) % 2 == 1
+
+
+def normalize_char(char: str, *, lowercase: bool, strip_accents: bool, tokenize_chinese_chars: bool) -> str:
+    """What one character becomes after normalization and pre-tokenization ("" = dropped,
+    spaces = word breaks).
+
+    Example:
+        >>> normalize_char("É", lowercase=True, strip_accents=True, tokenize_chinese_chars=True)
+        'e'
+        >>> normalize_char("!", lowercase=True, strip_accents=True, tokenize_chinese_chars=True)
+        ' ! '
+    """
+    cp = ord(char)
+    category = unicodedata.category(char)
+    # Control, format, private use (not unassigned: the tokenizers crate keeps those).
+    if cp in (0, 0xFFFD) or (category in ("Cc", "Cf", "Co", "Cs") and char not in "\t\n\r"):
+        return ""
+    if cp in _WHITE_SPACE:
+        return " "
+    text = char
+    if strip_accents and category != "Cn":
+        decomposed = unicodedata.normalize("NFD", char)
+        if decomposed != char or category == "Mn":
+            text = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+    if lowercase:
+        text = text.lower() if len(text) == 1 else "".join(c.lower() for c in text)
+    if category != "Cn" and (len(text) != 1 or _is_punctuation(text)):
+        text = "".join(f" {c} " if _is_punctuation(c) else c for c in text)
+    if tokenize_chinese_chars and _is_cjk(cp):
+        text = f" {text} "
+    return text
+
+
+class CodepointTable:
+    """Run-length table code point -> replacement text, as numpy arrays for the graph.
+
+    Runs of code points share a mode: kept as is, dropped, isolated (" c "), or looked up in
+    `values`/`splits` (a ragged list of replacement code points) at `base + cp - start`.
+    """
+
+    def __init__(self, *, lowercase: bool, strip_accents: bool, tokenize_chinese_chars: bool, num_sentinels: int):
+        starts, modes, bases = [], [], []
+        values, splits = [], [0]
+        previous_mode = None
+        for cp in range(0x110000):
+            if 0xD800 <= cp <= 0xDFFF:
+                mode, out = _DELETE, ""
+            elif SENTINEL_BASE <= cp < SENTINEL_BASE + num_sentinels:
+                mode, out = _ISOLATE, ""
+            elif unicodedata.category(chr(cp)) == "Cn" and not _is_cjk(cp):
+                mode, out = _IDENTITY, ""  # unassigned: kept as is (fast path)
+            else:
+                char = chr(cp)
+                out = normalize_char(char, lowercase=lowercase, strip_accents=strip_accents,
+                                     tokenize_chinese_chars=tokenize_chinese_chars)
+                if out == char:
+                    mode = _IDENTITY
+                elif out == "":
+                    mode = _DELETE
+                elif out == f" {char} ":
+                    mode = _ISOLATE
+                else:
+                    mode = _TABLE
+            if mode == _TABLE:
+                values.extend(ord(c) for c in out)
+                splits.append(len(values))
+            if mode != previous_mode:
+                starts.append(cp)
+                modes.append(mode)
+                bases.append(len(splits) - 2 if mode == _TABLE else 0)
+                previous_mode = mode
+        self.starts = np.asarray(starts, np.int32)
+        self.modes = np.asarray(modes, np.int32)
+        self.bases = np.asarray(bases, np.int32)
+        self.values = np.asarray(values or [0], np.int32)
+        self.splits = np.asarray(splits, np.int32)
+
+
+@functools.lru_cache(maxsize=16)
+def codepoint_table(lowercase: bool, strip_accents: bool, tokenize_chinese_chars: bool,
+                    num_sentinels: int) -> CodepointTable:
+    """The (cached) table for one combination of settings; building it takes about a second."""
+    return CodepointTable(lowercase=lowercase, strip_accents=strip_accents,
+                          tokenize_chinese_chars=tokenize_chinese_chars, num_sentinels=num_sentinels)
+
+
+def _regex_literal(text: str) -> str:
+    """`text` as an RE2 pattern matching it literally."""
+    return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):X}}}" for c in text)
+
+
+class BertPreTokenizer(tf.Module):
+    """Raw strings -> words, exactly like transformers' BertNormalizer + BertPreTokenizer.
+
+    Uses only core TensorFlow ops, so it runs in tf.data, tf.function and exported SavedModels.
+    `special_tokens` found verbatim in the text come out as one-character sentinel words
+    (`sentinel(i)` for `special_tokens[i]`).
+
+    Example:
+        >>> splitter = BertPreTokenizer(lowercase=True, special_tokens=["[MASK]"])
+        >>> words = splitter(["Héllo,  WORLD[MASK]!"])
+        >>> [w.decode() for w in words[0].numpy()] == ["hello", ",", "world", splitter.sentinel(0), "!"]
+        True
+    """
+
+    def __init__(self, *, lowercase: bool = True, strip_accents: bool | None = None,
+                 tokenize_chinese_chars: bool = True, special_tokens=(), name=None):
+        super().__init__(name=name)
+        self.lowercase = bool(lowercase)
+        # transformers: strip_accents=None means "strip when lowercasing".
+        self.strip_accents = self.lowercase if strip_accents is None else bool(strip_accents)
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self.special_tokens = [str(t) for t in special_tokens]
+        if len(self.special_tokens) > _MAX_SPECIAL_TOKENS:
+            raise ConfigError(f"at most {_MAX_SPECIAL_TOKENS} special tokens can be matched in text, "
+                              f"got {len(self.special_tokens)}")
+        table = codepoint_table(self.lowercase, self.strip_accents, self.tokenize_chinese_chars,
+                                len(self.special_tokens))
+        self._starts = tf.constant(table.starts)
+        self._modes = tf.constant(table.modes)
+        self._bases = tf.constant(table.bases)
+        self._values = tf.constant(table.values)
+        self._splits = tf.constant(table.splits)
+
+    @staticmethod
+    def sentinel(index: int) -> str:
+        """The one-character word that stands for special token number `index`."""
+        return chr(SENTINEL_BASE + index)
+
+    def _mark_special_tokens(self, texts):
+        if not self.special_tokens:
+            return texts
+        last = SENTINEL_BASE + len(self.special_tokens) - 1
+        texts = tf.strings.regex_replace(texts, f"[\\x{{{SENTINEL_BASE:X}}}-\\x{{{last:X}}}]", "")
+        # Longest first, so a special token that contains another one wins.
+        order = sorted(range(len(self.special_tokens)), key=lambda i: -len(self.special_tokens[i]))
+        for index in order:
+            texts = tf.strings.regex_replace(texts, _regex_literal(self.special_tokens[index]),
+                                             f" {self.sentinel(index)} ")
+        return texts
+
+    def normalize_codepoints(self, codepoints: tf.RaggedTensor) -> tf.RaggedTensor:
+        """Ragged code points [batch, None] -> normalized code points, spaces between words."""
+        flat = codepoints.flat_values
+        run = tf.searchsorted(self._starts, flat, side="right") - 1
+        mode = tf.gather(self._modes, run)
+        is_table = tf.equal(mode, _TABLE)
+        entry = tf.where(is_table, tf.gather(self._bases, run) + flat - tf.gather(self._starts, run), 0)
+        entry_start = tf.gather(self._splits, entry)
+        length = tf.where(is_table, tf.gather(self._splits, entry + 1) - entry_start,
+                          tf.gather(tf.constant(_MODE_LENGTHS), mode))
+        # One output code point for each (input code point, position < its output length).
+        positions = tf.ragged.range(length)
+        owner, position = positions.value_rowids(), positions.flat_values
+        owner_mode = tf.gather(mode, owner)
+        from_table = tf.equal(owner_mode, _TABLE)
+        looked_up = tf.gather(self._values, tf.where(from_table, tf.gather(entry_start, owner) + position, 0))
+        isolated_space = tf.logical_and(tf.equal(owner_mode, _ISOLATE), tf.not_equal(position, 1))
+        kept = tf.where(isolated_space, _SPACE, tf.gather(flat, owner))
+        row_lengths = tf.cast(tf.reduce_sum(codepoints.with_flat_values(length), axis=1), tf.int64)
+        return tf.RaggedTensor.from_row_lengths(tf.where(from_table, looked_up, kept), row_lengths, validate=False)
+
+    def __call__(self, texts, *, max_chars=None) -> tf.RaggedTensor:
+        """tf.string [batch] -> tf.string words [batch, None]; `max_chars` caps each text first."""
+        texts = self._mark_special_tokens(tf.convert_to_tensor(texts, tf.string))
+        codepoints = tf.strings.unicode_decode(texts, "UTF-8", errors="replace", replacement_char=0xFFFD)
+        if max_chars is not None:
+            codepoints = codepoints[:, :max_chars]
+        normalized = tf.strings.unicode_encode(self.normalize_codepoints(codepoints), "UTF-8")
+        return tf.strings.split(normalized)
+
+    def get_config(self) -> dict:
+        return {"lowercase": self.lowercase, "strip_accents": self.strip_accents,
+                "tokenize_chinese_chars": self.tokenize_chinese_chars, "special_tokens": list(self.special_tokens)}
