@@ -1,0 +1,104 @@
+"""`ptft export`: a fine-tuned model directory -> a TF Serving SavedModel (a new integer version).
+
+The model directory is the one `ptft finetune --output DIR` writes (`ptft_keras.training.model_dir`):
+``model.keras``, ``tokenizer/``, ``labels.json`` (task + label names), ``training_config.json`` (sequence
+length, text normalisation, text pair column, ...) and ``metrics.json``. Options left unset are taken
+from that directory, so the exported graph preprocesses text exactly as training did. The last line
+printed is the version directory written.
+
+Example:
+    $ ptft export --model runs/sst2 --output saved_models/sst2
+    ...
+    saved_models/sst2/1
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ptft_keras.config import option
+from ptft_keras.export.text_normalization import MODES
+
+DEFAULT_SEQUENCE_LENGTH = 128
+
+
+@dataclass
+class ExportConfig:
+    model: Optional[str] = option(None, "fine-tuned model directory (the --output of ptft finetune)")
+    output: Optional[str] = option(
+        None, "TF Serving model base directory, e.g. saved_models/NAME; the export becomes its next version"
+    )
+    sequence_length: Optional[int] = option(
+        None, "truncate/pad texts to this many tokens (default: the length used in fine-tuning)", positive=True
+    )
+    text_normalization: str = option(
+        "auto", "text normalisation in the graph; auto: the one used in fine-tuning", choices=("auto", *MODES)
+    )
+    model_name: Optional[str] = option(None, "TF Serving model name for the warmup requests (default: output's name)")
+
+
+def load_finetuned_dir(directory):
+    """`(model, tokenizer, info, metrics)` of a fine-tuned model directory (`training.model_dir` layout).
+
+    `metrics` is the content of ``metrics.json`` (an empty dict when the file is missing).
+
+    Example:
+        >>> model, tokenizer, info, metrics = load_finetuned_dir("runs/sst2")  # doctest: +SKIP
+        >>> info.task, info.label_names  # doctest: +SKIP
+        ('classification', ['negative', 'positive'])
+    """
+    from ptft_keras.training.model_dir import METRICS_FILE, load_model_dir
+
+    model, tokenizer, info = load_model_dir(directory)
+    metrics_path = Path(directory) / METRICS_FILE
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    return model, tokenizer, info, metrics
+
+
+def export_finetuned_dir(directory, output, *, sequence_length=None, text_normalization="auto", model_name=None):
+    """Export the model of a fine-tuned directory with its own preprocessing settings; returns the version dir.
+
+    `sequence_length=None` and `text_normalization="auto"` take the values used in fine-tuning.
+
+    Example:
+        >>> export_finetuned_dir("runs/sst2", "saved_models/sst2")  # doctest: +SKIP
+        PosixPath('saved_models/sst2/1')
+    """
+    from ptft_keras.export.serving import export_model
+
+    model, tokenizer, info, metrics = load_finetuned_dir(directory)
+    if info.truncation != "head":
+        warnings.warn(
+            f"the model was fine-tuned with truncation={info.truncation!r}, but the exported graph keeps the head "
+            "of long texts: predictions on texts longer than the sequence length can differ from evaluation",
+            stacklevel=2,
+        )
+    return export_model(
+        model,
+        tokenizer,
+        output,
+        task=info.task,
+        label_names=info.label_names,
+        sequence_length=sequence_length or info.sequence_length or DEFAULT_SEQUENCE_LENGTH,
+        text_normalization=info.text_normalization if text_normalization == "auto" else text_normalization,
+        pair=info.text_pair_column is not None,
+        model_name=model_name,
+        metadata={"source": str(directory), "truncation": "head", "training_config": info.training_config,
+                  "metrics": metrics},
+    )
+
+
+def run(config: ExportConfig) -> int:
+    version_dir = export_finetuned_dir(
+        config.model,
+        config.output,
+        sequence_length=config.sequence_length,
+        text_normalization=config.text_normalization,
+        model_name=config.model_name,
+    )
+    print(f"exported {config.model} for TF Serving (signatures serving_default, serving_ids)")
+    print(version_dir)
+    return 0

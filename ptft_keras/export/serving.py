@@ -1,0 +1,253 @@
+"""Export a fine-tuned task model as a TF Serving SavedModel: raw strings in, named predictions out.
+
+The exported graph holds the whole pipeline: optional text normalisation, the core-ops tokenizer (no
+tensorflow_text ops, so any TensorFlow runtime can serve it), the model, and the task's
+post-processing. Two signatures:
+
+* ``serving_default``: ``text`` (tf.string [batch]) and, for pair tasks, ``text_pair``
+  -> the task outputs of `ptft_keras.export.predictions` (``label``, ``label_id``, ``probabilities``, ...).
+* ``serving_ids``: ``token_ids``, ``padding_mask`` (and ``segment_ids`` for BERT), int32 [batch, length],
+  for clients that tokenize themselves -> the same outputs.
+
+The version directory also holds ``assets/vocab.txt``, ``assets/labels.txt``,
+``assets.extra/tf_serving_warmup_requests`` and a model card (``README.md``, ``model_card.json``).
+
+Example:
+    >>> from ptft_keras.export.serving import export_model
+    >>> version_dir = export_model(model, tokenizer, "saved_models/reviews",          # doctest: +SKIP
+    ...                            task="classification", label_names=["neg", "pos"])
+    >>> version_dir                                                                   # doctest: +SKIP
+    PosixPath('saved_models/reviews/1')
+    >>> import tensorflow as tf                                                       # doctest: +SKIP
+    >>> serve = tf.saved_model.load(str(version_dir)).signatures["serving_default"]  # doctest: +SKIP
+    >>> serve(text=tf.constant(["What a lovely film."]))["label"]                    # doctest: +SKIP
+    <tf.Tensor: shape=(1,), dtype=string, numpy=array([b'pos'], dtype=object)>
+"""
+from __future__ import annotations
+
+import functools
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from ptft_keras.data.tokenizer_packing import check_sequence_length
+from ptft_keras.errors import CheckpointError, ConfigError
+from ptft_keras.export.layout import new_version_dir
+from ptft_keras.export.model_card import describe_signature, write_model_card
+from ptft_keras.export.portability import custom_op_types
+from ptft_keras.export.predictions import LABELLED_TASKS, TOKEN_TASK, check_task, task_outputs
+from ptft_keras.export.text_normalization import check_mode, normalize_text
+from ptft_keras.export.token_predictions import word_tag_outputs
+from ptft_keras.export.warmup import write_warmup_requests
+
+DEFAULT_SIGNATURE = "serving_default"
+IDS_SIGNATURE = "serving_ids"
+DEFAULT_WARMUP_TEXTS = ("This is a short example.", "", "Ünïcödé and emoji 🙂 text")
+
+
+class ServingModule(tf.Module):
+    """The object saved as the SavedModel: model + core-ops tokenizer + task post-processing.
+
+    `core_tokenizer(texts, pairs, sequence_length=...)` must return the model's int32 features
+    (``token_ids``, ``padding_mask`` and, for BERT, ``segment_ids``) using core TensorFlow ops only.
+
+    Example:
+        >>> module = ServingModule(model, core, task="classification", label_names=["neg", "pos"],  # doctest: +SKIP
+        ...                        sequence_length=128)
+        >>> serve = module.signatures()["serving_default"]                                     # doctest: +SKIP
+        >>> serve(text=tf.constant(["Loved it"]))["label"]                                     # doctest: +SKIP
+    """
+
+    def __init__(self, model, core_tokenizer, *, task: str, sequence_length: int, label_names=None,
+                 text_normalization: str | None = None, pair: bool = False, asset_files: dict | None = None,
+                 special_ids: dict | None = None):
+        super().__init__(name="ptft_serving")
+        # The Keras model is not tracked: saving would walk every layer and trace Keras' own default
+        # signature (which fails for a reloaded subclassed model). `signatures()` tracks the variables
+        # the traced functions capture instead, as keras.export.ExportArchive does.
+        self._call_model = functools.partial(model, training=False)
+        self.tokenizer = core_tokenizer
+        self.task = task
+        self.label_names = list(label_names or [])
+        self.sequence_length = int(sequence_length)
+        self.text_normalization = check_mode(text_normalization)
+        self.pair = bool(pair)
+        self.special_ids = dict(special_ids or {})  # cls_id, sep_id, pad_id: packing words for token tasks
+        # Tracked assets are copied to assets/ and reachable after loading (loaded.vocab_file.asset_path).
+        for name, path in (asset_files or {}).items():
+            setattr(self, name, tf.saved_model.Asset(str(path)))
+        self.feature_names = sorted(self.features(tf.constant(["a"]), tf.constant(["a"]) if pair else None))
+
+    def features(self, text, text_pair=None) -> dict:
+        """Raw strings [batch] (and their pairs) -> the model's int32 features [batch, sequence_length]."""
+        text = normalize_text(text, self.text_normalization)
+        if text_pair is not None:
+            text_pair = normalize_text(text_pair, self.text_normalization)
+        features = self.tokenizer(text, text_pair, sequence_length=self.sequence_length)
+        return {name: tf.cast(value, tf.int32) for name, value in features.items()}
+
+    def logits(self, features) -> tf.Tensor:
+        outputs = self._call_model(features)
+        if isinstance(outputs, dict):
+            outputs = outputs["logits"]
+        return outputs
+
+    def predict(self, features) -> dict:
+        """Model features -> the task's named outputs (`ptft_keras.export.predictions`)."""
+        return task_outputs(self.task, self.logits(features), label_names=self.label_names)
+
+    def predict_words(self, text) -> dict:
+        """Token classification: raw strings -> words, tags and entity spans (`token_predictions`)."""
+        return word_tag_outputs(self.tokenizer, self.logits, normalize_text(text, self.text_normalization),
+                                label_names=self.label_names, sequence_length=self.sequence_length,
+                                segment_ids="segment_ids" in self.feature_names, **self.special_ids)
+
+    def _text_function(self):
+        # autograph=False: nothing here branches on tensors, and converting the tokenizer's and the
+        # model's Python code would only add risk.
+        text = tf.TensorSpec([None], tf.string, name="text")
+        if self.task == TOKEN_TASK:
+            return tf.function(self.predict_words, input_signature=[text], autograph=False)
+        if self.pair:
+            def serve(text, text_pair):
+                return self.predict(self.features(text, text_pair))
+
+            return tf.function(serve, input_signature=[text, tf.TensorSpec([None], tf.string, name="text_pair")],
+                               autograph=False)
+
+        def serve(text):  # noqa: F811 - one of the two is traced
+            return self.predict(self.features(text))
+
+        return tf.function(serve, input_signature=[text], autograph=False)
+
+    def signatures(self) -> dict:
+        """Signature name -> concrete function, for `tf.saved_model.save(module, path, signatures=...)`.
+
+        The functions are deliberately not attributes of the module: saving would trace them again.
+        The `tf.Variable`s they capture become `self.model_variables` (the raw variables, not Keras'
+        wrappers: TF1-style loaders such as `saved_model_cli run` restore only those).
+        """
+        ids = tf.function(
+            lambda features: self.predict(features),
+            input_signature=[{n: tf.TensorSpec([None, None], tf.int32, name=n) for n in self.feature_names}],
+            autograph=False,
+        )
+        functions = {DEFAULT_SIGNATURE: self._text_function().get_concrete_function(),
+                     IDS_SIGNATURE: ids.get_concrete_function()}
+        captured = {id(v): v for fn in functions.values() for v in fn.variables}
+        self.model_variables = list(captured.values())
+        return functions
+
+
+def core_tokenizer_for(tokenizer, sequence_length: int):
+    """The core-ops twin of a training `Tokenizer`: the same ids, without tensorflow_text ops."""
+    from ptft_keras.export.core_tokenizer import CoreOpsTokenizer
+
+    return CoreOpsTokenizer.from_tokenizer(tokenizer, sequence_length=sequence_length)
+
+
+def _check_sequence_length(model, sequence_length: int, *, pair: bool) -> None:
+    check_sequence_length(sequence_length, pair=pair)
+    limit = getattr(getattr(model, "backbone", None), "max_sequence_length", None)
+    if limit is not None and sequence_length > limit:
+        raise ConfigError(
+            f"sequence_length {sequence_length} is longer than the model's {limit} positions; "
+            f"pass sequence_length <= {limit}"
+        )
+
+
+# SequenceClassifier.problem_type -> export task
+_PROBLEM_TASKS = {"single_label_classification": "classification", "multi_label_classification": "multilabel",
+                  "regression": "regression"}
+
+
+def _task_of(model, task, core, sequence_length: int):
+    """`task`, else the model's: per-token logits mean token classification, else its problem_type."""
+    if task:
+        return task
+    probe = model(core(tf.constant(["a"]), sequence_length=sequence_length), training=False)
+    if len(probe.shape) == 3:
+        return TOKEN_TASK
+    return _PROBLEM_TASKS.get(getattr(model, "problem_type", None), "classification")
+
+
+def _write_lines(path: Path, lines) -> Path:
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def export_model(model, tokenizer, output, *, task: str | None = None, label_names=None,
+                 sequence_length: int = 128, text_normalization: str | None = None, pair: bool = False,
+                 metadata: dict | None = None, model_name: str | None = None, warmup_texts=None) -> Path:
+    """Export `model` (a task model returning logits) with `tokenizer` in the graph; returns the version dir.
+
+    Args:
+        model: a built Keras task model, called as ``model(features) -> logits`` (or ``{"logits": ...}``).
+        tokenizer: the training `Tokenizer`; the graph gets its core-ops twin
+            (`ptft_keras.export.core_tokenizer.CoreOpsTokenizer`), which gives the same ids.
+        output: the model's base directory (``saved_models/NAME``); the export lands in
+            ``output/<max existing version + 1>``.
+        task: ``classification``, ``multilabel``, ``regression`` or ``token-classification`` (see
+            `ptft_keras.export.predictions`); default: token classification for a model with per-token
+            logits, else from its ``problem_type`` (a `SequenceClassifier`), else classification.
+        label_names: class (or BIO tag) names in id order; default: ``model.label_names``.
+        sequence_length: texts are truncated (and padded) to this many tokens, specials included.
+        text_normalization: a mode of `ptft_keras.export.text_normalization`, the one used in training.
+        pair: the model reads sentence pairs; the signature then also takes ``text_pair``.
+        metadata: anything to record in the model card, e.g. ``{"training_config": {...}, "metrics": {...}}``.
+        model_name: the TF Serving model name used in warmup requests and the card (default: the base dir name).
+        warmup_texts: texts for ``assets.extra/tf_serving_warmup_requests``.
+
+    Example:
+        >>> export_model(model, tokenizer, "saved_models/reviews", label_names=["neg", "pos"])  # doctest: +SKIP
+        PosixPath('saved_models/reviews/1')
+    """
+    text_normalization = check_mode(text_normalization)
+    _check_sequence_length(model, sequence_length, pair=pair)
+    core = core_tokenizer_for(tokenizer, sequence_length)
+    task = _task_of(model, task, core, sequence_length)
+    label_names = list(label_names or getattr(model, "label_names", None) or []) if task in LABELLED_TASKS else None
+    if task == TOKEN_TASK and pair:
+        raise ConfigError("token classification exports take single texts; drop pair=True")
+    base = Path(output)
+    model_name = model_name or base.name
+    warmup_texts = list(warmup_texts or DEFAULT_WARMUP_TEXTS)
+    with tempfile.TemporaryDirectory(prefix="ptft-export-assets-") as scratch, new_version_dir(base) as staging:
+        assets = {"vocab_file": _write_lines(Path(scratch) / "vocab.txt", tokenizer.vocabulary)}
+        if label_names:
+            assets["labels_file"] = _write_lines(Path(scratch) / "labels.txt", label_names)
+        module = ServingModule(model, core, task=task, sequence_length=sequence_length, label_names=label_names,
+                               text_normalization=text_normalization, pair=pair, asset_files=assets,
+                               special_ids={"cls_id": tokenizer.cls_token_id, "sep_id": tokenizer.sep_token_id,
+                                            "pad_id": tokenizer.pad_token_id})
+        sample = module.features(tf.constant(warmup_texts), tf.constant(warmup_texts) if pair else None)
+        check_task(task, label_names, int(module.logits(sample).shape[-1]))
+        signatures = module.signatures()
+        tf.saved_model.save(module, str(staging.path), signatures=signatures)
+        custom = custom_op_types(staging.path)
+        if custom:
+            raise CheckpointError(
+                f"the exported graph uses ops that plain TensorFlow Serving lacks: {', '.join(sorted(custom))}; "
+                "the string signature must use the core-ops tokenizer (ptft_keras.export.core_tokenizer)",
+                path=staging.path,
+            )
+        text_request = {"text": warmup_texts, **({"text_pair": warmup_texts} if pair else {})}
+        ids_request = {name: value.numpy().tolist() for name, value in sample.items()}
+        write_warmup_requests(
+            staging.path / "assets.extra" / "tf_serving_warmup_requests",
+            [(DEFAULT_SIGNATURE, text_request), (IDS_SIGNATURE, ids_request)],
+            model_name=model_name,
+        )
+        write_model_card(
+            staging.path,
+            model_name=model_name,
+            task=task,
+            label_names=label_names,
+            sequence_length=sequence_length,
+            text_normalization=module.text_normalization,
+            signatures={name: describe_signature(fn) for name, fn in signatures.items()},
+            example=text_request,
+            metadata=metadata,
+        )
+    return staging.final
