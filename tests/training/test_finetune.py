@@ -1,0 +1,245 @@
+"""`ptft finetune` -> `ptft evaluate` -> `ptft predict` through the command line, on a tiny random BERT
+and a toy sentiment task a 2-layer model learns in a few dozen steps."""
+import contextlib
+import csv
+import io
+import json
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from test_model_dir import FILLER, NEGATIVE, POSITIVE, write_tiny_checkpoint
+
+from ptft_keras.cli import main
+from ptft_keras.errors import ConfigError, DataError
+from ptft_keras.training.finetune import FinetuneConfig, finetune, read_splits
+from ptft_keras.training.model_dir import load_model_dir
+
+
+def sentiment_rows(n, seed):
+    """`(sentence, label)` rows: two words of the label's sentiment among neutral filler words."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        positive = rng.random() < 0.5
+        words = rng.sample(POSITIVE if positive else NEGATIVE, 2) + rng.sample(FILLER, rng.randint(1, 8))
+        rng.shuffle(words)
+        rows.append((" ".join(words), "pos" if positive else "neg"))
+    return rows
+
+
+def write_tsv(path, rows, header=("sentence", "label")):
+    path.write_text("\n".join("\t".join(map(str, r)) for r in [header, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def cli(*argv):
+    """Run `ptft ARGV`; returns (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One fine-tuning run through the CLI, shared by the tests that inspect it."""
+    root = tmp_path_factory.mktemp("finetune")
+    checkpoint = write_tiny_checkpoint(root / "ckpt")
+    train, dev = sentiment_rows(160, seed=0), sentiment_rows(40, seed=1)
+    write_tsv(root / "train.tsv", train)
+    write_tsv(root / "dev.tsv", dev)
+    code, out, err = cli(
+        "finetune", "--model", checkpoint, "--train", root / "train.tsv", "--validation", root / "dev.tsv",
+        "--text-column", "sentence", "--label-column", "label", "--output", root / "run", "--epochs", 4,
+        "--batch-size", 16, "--learning-rate", 1e-2, "--seed", 0, "--verbose", 2,
+    )
+    assert code == 0, err
+    return SimpleNamespace(root=root, dir=root / "run", out=out, train=train, dev=dev, checkpoint=checkpoint)
+
+
+def test_model_directory_and_report_files(run):
+    names = {p.name for p in run.dir.iterdir()}
+    assert {"model.keras", "tokenizer", "labels.json", "training_config.json", "metrics.json", "report.txt",
+            "curves.png"} <= names
+    for name in ("model.keras", "metrics.json", "report.txt", "curves.png"):
+        assert str(run.dir / name) in run.out  # where artefacts went is printed
+    assert json.loads((run.dir / "labels.json").read_text()) == {"task": "classification", "labels": ["neg", "pos"]}
+    report = json.loads((run.dir / "metrics.json").read_text())
+    assert set(report["per_class"]) == {"neg", "pos"}
+    assert np.sum(report["confusion_matrix"]["matrix"]) == len(run.dev)
+    assert 1 <= len(report["history"]["val_accuracy"]) <= 4
+    text = (run.dir / "report.txt").read_text()
+    assert "precision" in text and "confusion matrix" in text
+
+
+def test_the_model_learned_the_task(run):
+    metrics = json.loads((run.dir / "metrics.json").read_text())["metrics"]
+    assert metrics["accuracy"] >= 0.9, metrics
+
+
+def test_sequence_length_is_chosen_from_the_training_data_and_printed(run):
+    # every word is one token of the tiny vocabulary; + [CLS] and [SEP]
+    lengths = [len(sentence.split()) + 2 for sentence, _ in run.train]
+    expected = -(-int(np.percentile(lengths, 95, method="higher")) // 8) * 8
+    config = json.loads((run.dir / "training_config.json").read_text())
+    assert config["sequence_length"] == expected
+    assert f"sequence length: {expected}" in run.out
+    assert run.out.index("sequence length") < run.out.index("Epoch 1/")
+    assert (config["truncation"], config["text_column"], config["epochs"], config["padding"]) == ("head", "sentence", 4, "dynamic")
+
+
+def test_evaluate_prints_the_metrics_as_json_on_its_last_line(run):
+    code, out, err = cli("evaluate", "--model", run.dir, "--data", run.root / "dev.tsv")  # columns as in training
+    assert code == 0, err
+    metrics = json.loads(out.strip().splitlines()[-1])
+    assert {"accuracy", "f1", "mcc"} <= set(metrics)
+    saved = json.loads((run.dir / "metrics.json").read_text())["metrics"]
+    assert metrics == pytest.approx(saved, abs=1e-5)  # the same model and data as the final report
+    assert "confusion matrix" in out and "precision" in out
+
+
+def test_predict_writes_the_input_with_predictions(run):
+    output = run.root / "predictions.tsv"
+    code, out, err = cli("predict", "--model", run.dir, "--data", run.root / "dev.tsv", "--output", output)
+    assert code == 0, err
+    assert str(output) in out
+    rows = list(csv.DictReader(output.open(), delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert list(rows[0]) == ["sentence", "label", "prediction", "score"]
+    assert [(r["sentence"], r["label"]) for r in rows] == run.dev
+    assert all(0.5 <= float(r["score"]) <= 1.0 for r in rows)
+    accuracy = np.mean([r["prediction"] == r["label"] for r in rows])
+    saved = json.loads((run.dir / "metrics.json").read_text())["metrics"]
+    assert accuracy == pytest.approx(saved["accuracy"])
+
+
+def test_max_train_examples_takes_the_first_rows_in_file_order(tmp_path):
+    rows = sentiment_rows(30, seed=3)
+    write_tsv(tmp_path / "train.tsv", rows)
+    config = FinetuneConfig(train=str(tmp_path / "train.tsv"), text_column="sentence", max_train_examples=10,
+                            validation_fraction=0.0)
+    train, validation, _ = read_splits(config)
+    assert train.texts == [s for s, _ in rows[:10]] and validation is None
+    assert [line for _, line in train.locations] == list(range(2, 12))
+
+
+def test_without_validation_file_a_seeded_share_is_held_out(tmp_path):
+    write_tsv(tmp_path / "train.tsv", sentiment_rows(40, seed=4))
+    config = FinetuneConfig(train=str(tmp_path / "train.tsv"), text_column="sentence", validation_fraction=0.25, seed=7)
+    train, validation, name = read_splits(config)
+    again = read_splits(config)[1]
+    assert (len(train), len(validation)) == (30, 10) and "held out" in name
+    assert not set(train.locations) & set(validation.locations)
+    assert validation.locations == again.locations
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("errors")
+    write_tiny_checkpoint(root / "ckpt")
+    write_tsv(root / "train.tsv", sentiment_rows(20, seed=5))
+    return root
+
+
+def finetune_args(small, *extra):
+    return ["finetune", "--model", small / "ckpt", "--train", small / "train.tsv", "--text-column", "sentence",
+            "--output", small / "out", *extra]
+
+
+def test_unseen_validation_label_names_file_and_line(small):
+    write_tsv(small / "dev.tsv", [("a good film", "pos"), ("a dull film", "meh")])
+    code, _, err = cli(*finetune_args(small, "--validation", small / "dev.tsv"))
+    assert code == 2
+    assert f"{small / 'dev.tsv'}, line 3, field 'label'" in err and "'meh'" in err
+
+
+def test_missing_column_names_file_line_and_column(small):
+    code, _, err = cli(*finetune_args(small, "--label-column", "sentiment"))
+    assert code == 2
+    assert f"{small / 'train.tsv'}, line 1, field 'sentiment'" in err and "available columns" in err
+
+
+def test_empty_validation_file_is_an_error(small):
+    (small / "empty.tsv").write_text("sentence\tlabel\n")
+    code, _, err = cli(*finetune_args(small, "--validation", small / "empty.tsv"))
+    assert code == 2 and str(small / "empty.tsv") in err and "no data rows" in err
+
+
+def test_checkpoint_of_another_architecture(small):
+    other = small / "gpt2"
+    other.mkdir(exist_ok=True)
+    (other / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 2, "n_embd": 32}))
+    (other / "vocab.txt").write_text((small / "ckpt" / "vocab.txt").read_text())
+    code, _, err = cli("finetune", "--model", other, "--train", small / "train.tsv", "--text-column", "sentence",
+                       "--output", small / "out")
+    assert code == 2 and "gpt2" in err and "model_type" in err and str(other) in err
+
+
+def test_tasks_without_a_reader_and_bad_truncation_settings(small):
+    with pytest.raises(ConfigError, match="question-answering.*not available"):
+        finetune(train=str(small / "train.tsv"), output=str(small / "out"), task="question-answering")
+    code, _, err = cli(*finetune_args(small, "--truncation", "head_tail", "--head-tokens", "200", "--sequence-length", "32"))
+    assert code == 2 and "--head-tokens" in err
+    with pytest.raises(DataError, match="too few"):
+        read_splits(FinetuneConfig(train=str(small / "train.tsv"), text_column="sentence", validation_fraction=0.99))
+
+
+def multilabel_documents(path, n, seed):
+    """JSONL rows of 10-30 filler words plus 'good' for the label plot and 'fun' for acting."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        labels = sorted(rng.sample(["plot", "acting"], rng.randint(1, 2)))
+        words = rng.choices(FILLER, k=rng.randint(10, 30))
+        words += (["good"] if "plot" in labels else []) + (["fun"] if "acting" in labels else [])
+        rows.append({"text": " ".join(words), "labels": labels})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def finetune_quietly(**options):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        result = finetune(**options)
+    return result, out.getvalue()
+
+
+def test_multilabel_long_texts_in_windows(tmp_path):
+    result, out = finetune_quietly(
+        model=str(write_tiny_checkpoint(tmp_path / "ckpt")), train=str(multilabel_documents(tmp_path / "train.jsonl", 40, 6)),
+        output=str(tmp_path / "run"), task="multilabel", label_column="labels", sequence_length=16,
+        truncation="windows", window_stride=7, epochs=1, freeze_epochs=0, batch_size=8, validation_fraction=0.25,
+        verbose=0,
+    )
+    assert "training windows from 30 texts" in out
+    assert result.info.truncation == "windows" and result.info.label_names == ["acting", "plot"]
+    assert result.report["count"] == 10  # one pooled prediction per held-out document, not one per window
+    assert set(result.report["per_class"]) == {"acting", "plot"}
+    assert {"f1", "micro_f1", "subset_accuracy"} <= set(result.report["metrics"])
+
+
+@pytest.mark.slow  # distributed train functions trace slowly: ~40 s on 2 busy CPU cores
+def test_mirrored_strategy(tmp_path, two_cpus):
+    """The same code path under MirroredStrategy over 2 logical CPUs, unfreezing after the first epoch."""
+    write_tsv(tmp_path / "train.tsv", sentiment_rows(32, seed=8))
+    result, out = finetune_quietly(
+        model=str(write_tiny_checkpoint(tmp_path / "ckpt")), train=str(tmp_path / "train.tsv"), text_column="sentence",
+        output=str(tmp_path / "run"), strategy="mirrored", epochs=2, batch_size=16, validation_fraction=0.0, verbose=0,
+    )
+    assert result.model.distribute_strategy.num_replicas_in_sync == 2
+    assert len(result.history["loss"]) == 2 and "validation: none" in out
+    assert load_model_dir(tmp_path / "run")[2].training_config["strategy"] == "mirrored"
+
+
+@pytest.mark.slow  # XLA compiles one program per length bucket: about a minute on 2 CPU cores
+def test_xla(tmp_path):
+    """--jit-compile: the train step is XLA-compiled; batches come in length buckets (few shapes)."""
+    write_tsv(tmp_path / "train.tsv", sentiment_rows(64, seed=9))
+    result, out = finetune_quietly(
+        model=str(write_tiny_checkpoint(tmp_path / "ckpt")), train=str(tmp_path / "train.tsv"), text_column="sentence",
+        output=str(tmp_path / "run"), jit_compile=True, epochs=2, batch_size=16, verbose=0,
+    )
+    assert result.model.jit_compile is True and result.info.training_config["padding"] == "bucket"
+    assert len(result.history["loss"]) == 2 and result.report["count"] == 6
