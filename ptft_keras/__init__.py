@@ -1,4 +1,14 @@
-"""ptft_keras: pretrain, then fine-tune BERT/DistilBERT encoders with TensorFlow and Keras 3."""
+"""ptft_keras: pretrain, then fine-tune BERT/DistilBERT encoders with TensorFlow and Keras 3.
+
+The public API is re-exported here and imported lazily (so `ptft --help` does not load TensorFlow).
+
+Example:
+    >>> import ptft_keras as ptft
+    >>> tokenizer = ptft.Tokenizer.from_pretrained(ptft.default_checkpoint_path())
+    >>> tokenizer(["héllo world"], sequence_length=6)["token_ids"].numpy().tolist()
+    [[101, 7592, 2088, 102, 0, 0]]
+"""
+import importlib as _importlib
 import os as _os
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -8,4 +18,48 @@ __version__ = "0.1.0"
 
 from ptft_keras.errors import CheckpointError, ConfigError, DataError, PtftError  # noqa: E402
 
-__all__ = ["CheckpointError", "ConfigError", "DataError", "PtftError", "__version__"]
+# public name -> module that defines it (data -> models -> tasks -> training -> export)
+_EXPORTS = {
+    "Tokenizer": "ptft_keras.data.tokenizer",
+    "train_wordpiece_vocabulary": "ptft_keras.data.vocab",
+    "LabelVocabulary": "ptft_keras.data.labels",
+    "make_finetune_dataset": "ptft_keras.data.pipeline",
+    "make_pretraining_dataset": "ptft_keras.data.pipeline",
+    "Backbone": "ptft_keras.models.backbone",
+    "BertBackbone": "ptft_keras.models.backbone",
+    "DistilBertBackbone": "ptft_keras.models.backbone",
+    "default_checkpoint_path": "ptft_keras.models.default_checkpoint",
+    "MaskedLM": "ptft_keras.tasks.masked_lm",
+    "SequenceClassifier": "ptft_keras.tasks",
+    "TokenClassifier": "ptft_keras.tasks",
+    "QuestionAnswerer": "ptft_keras.tasks",
+    "QAFeaturizer": "ptft_keras.tasks",
+    "resolve_strategy": ("ptft_keras.training.strategy", "resolve"),
+    "make_optimizer": "ptft_keras.training.optimizer",
+    "FreezeSchedule": "ptft_keras.training.freezing",
+    "FreezeThenUnfreeze": "ptft_keras.training.freezing",
+    "PretrainConfig": "ptft_keras.training.pretrain",
+    "pretrain": "ptft_keras.training.pretrain",
+    "FinetuneConfig": "ptft_keras.training.finetune",
+    "finetune": "ptft_keras.training.finetune",
+    "evaluate": "ptft_keras.training.evaluate",
+    "predict": "ptft_keras.training.predict",
+    "load_model_dir": "ptft_keras.training.model_dir",
+    "export_model": "ptft_keras.export.serving",
+}
+
+__all__ = ["CheckpointError", "ConfigError", "DataError", "PtftError", "__version__", *_EXPORTS]
+
+
+def __getattr__(name):
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'ptft_keras' has no attribute {name!r}")
+    module_name, attr = target if isinstance(target, tuple) else (target, name)
+    value = getattr(_importlib.import_module(module_name), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(__all__)

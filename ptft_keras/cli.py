@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
     "finetune": (
         "ptft_keras.training.finetune",
         "FinetuneConfig",
-        ("model", "train", "output"),
+        ("train", "output"),
         "fine-tune a checkpoint on a labelled task (freeze-then-unfreeze by default)",
     ),
     "evaluate": (

@@ -173,7 +173,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls, *, required: tuple[str, 
             help_text += " (required)"
         else:
             help_text += f" (default: {default})"
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text.replace("%", "%%")}
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif get_origin(base) in (list, tuple):

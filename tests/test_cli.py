@@ -31,3 +31,16 @@ def test_missing_required_flag_is_a_clear_error(capsys):
 def test_no_command_prints_help(capsys):
     assert cli.main([]) == 2
     assert "COMMAND" in capsys.readouterr().out
+
+
+def test_readme_configuration_reference_is_current():
+    from pathlib import Path
+
+    from ptft_keras import config_reference
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index(config_reference.BEGIN) + len(config_reference.BEGIN) + 1
+    end = readme.index(config_reference.END)
+    assert readme[start:end] == config_reference.reference(), (
+        "README's configuration reference is stale: run python -m ptft_keras.config_reference --write README.md"
+    )
