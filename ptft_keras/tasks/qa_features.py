@@ -1,11 +1,12 @@
 """Extractive-QA features: question + context windows in, answer strings of the original text out.
 
-`QAFeaturizer` tokenizes with character offsets (tf-text's `FastBertTokenizer`, whose offsets
-point into the *original* string even after lower-casing and accent stripping), splits contexts
-longer than the model into overlapping windows, and labels each window with the answer's token
-span, or with [CLS] (position 0) when the answer is not inside it. `best_answers` searches the
-best span (start <= end, at most `max_answer_length` tokens, inside the context) over all windows
-of an example and cuts the answer out of the original context by character offsets.
+`QAFeaturizer` tokenizes with the project's `Tokenizer` (so its ids are transformers' ids, accents
+and unusual text included) and its character offsets into the *original* string
+(`Tokenizer.tokenize_with_offsets`), splits contexts longer than the model into overlapping windows,
+and labels each window with the answer's token span, or with [CLS] (position 0) when the answer is
+not inside it. `best_answers` searches the best span (start <= end, at most `max_answer_length`
+tokens, inside the context) over all windows of an example and cuts the answer out of the original
+context by character offsets.
 
 Windows follow transformers' `run_qa.py`: ``[CLS] question [SEP] context window [SEP] [PAD]...``,
 `doc_stride` is the number of context tokens two neighbouring windows share.
@@ -30,9 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_text as tf_text
 
+from ptft_keras.data import tokenizer_files
+from ptft_keras.data.tokenizer import Tokenizer
 from ptft_keras.errors import ConfigError, DataError
+
+_NEEDED_TOKENS = ("[CLS]", "[SEP]", "[PAD]", "[UNK]")
 
 
 @dataclasses.dataclass
@@ -64,8 +68,10 @@ class QAFeaturizer:
     """Turns (question, context[, answer]) examples into `QAFeatures`.
 
     Args:
-        vocabulary: WordPiece tokens (index = id) or the path of a ``vocab.txt``.
-        lowercase: lower-case and strip accents (uncased checkpoints).
+        tokenizer: a `Tokenizer` (e.g. `Tokenizer.from_pretrained(checkpoint)`); for compatibility
+            also WordPiece tokens (index = id) or the path of a ``vocab.txt``, read with the BERT
+            defaults and `lowercase`.
+        lowercase: only with a vocabulary: lower-case and strip accents (uncased checkpoints).
         sequence_length: tokens per window, specials included.
         doc_stride: context tokens shared by two neighbouring windows.
         max_question_length: questions are cut to this many tokens.
@@ -73,24 +79,21 @@ class QAFeaturizer:
 
     def __init__(
         self,
-        vocabulary: Sequence[str] | str | Path,
+        tokenizer: Tokenizer | Sequence[str] | str | Path,
         *,
-        lowercase: bool = True,
+        lowercase: bool | None = None,
         sequence_length: int = 384,
         doc_stride: int = 128,
         max_question_length: int = 64,
     ):
-        if isinstance(vocabulary, (str, Path)):
-            path = Path(vocabulary)
-            if not path.is_file():
-                raise ConfigError(f"vocabulary file {path} does not exist")
-            vocabulary = path.read_text(encoding="utf-8").splitlines()
-        vocabulary = list(vocabulary)
-        index = {token: i for i, token in enumerate(vocabulary)}
-        missing = [t for t in ("[CLS]", "[SEP]", "[PAD]", "[UNK]") if t not in index]
-        if missing:
-            raise ConfigError(f"the vocabulary lacks the special token(s) {', '.join(missing)}")
-        self.cls_id, self.sep_id, self.pad_id = index["[CLS]"], index["[SEP]"], index["[PAD]"]
+        if isinstance(tokenizer, Tokenizer):
+            if lowercase is not None:
+                raise ConfigError("lowercase= applies to a vocabulary only; a Tokenizer brings its own "
+                                  "setting (Tokenizer.from_pretrained(..., lowercase=...))")
+        else:
+            tokenizer = _tokenizer_of_vocabulary(tokenizer, lowercase=True if lowercase is None else lowercase)
+        self.tokenizer = tokenizer
+        self.cls_id, self.sep_id, self.pad_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
         self.sequence_length = sequence_length
         self.doc_stride = doc_stride
         self.max_question_length = max_question_length
@@ -101,19 +104,19 @@ class QAFeaturizer:
                 f"{max_question_length}-token question, not more than doc_stride={doc_stride}; "
                 "raise sequence_length or lower doc_stride / max_question_length"
             )
-        self._tokenizer = tf_text.FastBertTokenizer(
-            vocabulary, token_out_type=tf.int32, lower_case_nfd_strip_accents=lowercase, support_detokenization=False
-        )
 
     def tokenize(self, texts: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """``(ids, char_starts, char_ends)`` per text; offsets index the original string."""
-        ids, starts, ends = self._tokenizer.tokenize_with_offsets(tf.constant(list(texts), tf.string))
-        out = []
-        for text, row_ids, row_starts, row_ends in zip(texts, ids.to_list(), starts.to_list(), ends.to_list()):
-            char_at_byte = _char_index_of_bytes(text)
-            starts_chars = char_at_byte[np.asarray(row_starts, np.int64)]
-            out.append((np.asarray(row_ids, np.int32), starts_chars, char_at_byte[np.asarray(row_ends, np.int64)]))
-        return out
+        """``(ids, char_starts, char_ends)`` per text; offsets index the original string (code points).
+
+        Example:
+            >>> featurizer = QAFeaturizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "zurich", "!"], sequence_length=12,
+            ...                           doc_stride=2, max_question_length=4)
+            >>> [array.tolist() for array in featurizer.tokenize(["Zürich!"])[0]]
+            [[4, 5], [0, 6], [6, 7]]
+        """
+        ids, starts, ends = self.tokenizer.tokenize_with_offsets(tf.constant(list(texts), tf.string))
+        return [tuple(np.asarray(row, dtype) for row, dtype in zip(rows, (np.int32, np.int64, np.int64)))
+                for rows in zip(ids.to_list(), starts.to_list(), ends.to_list())]
 
     def __call__(
         self, questions: Sequence[str], contexts: Sequence[str], answers: Sequence | None = None
@@ -197,16 +200,20 @@ def _window_starts(num_tokens: int, room: int, step: int) -> list[int]:
     return starts
 
 
-def _char_index_of_bytes(text: str) -> np.ndarray:
-    """``result[b]`` is the character index at UTF-8 byte offset `b` (for b on character boundaries)."""
-    char_at_byte = np.zeros(len(text.encode("utf-8")) + 1, np.int64)
-    position = 0
-    for i, ch in enumerate(text):
-        width = len(ch.encode("utf-8"))
-        char_at_byte[position : position + width] = i
-        position += width
-    char_at_byte[position] = len(text)
-    return char_at_byte
+def _tokenizer_of_vocabulary(vocabulary, *, lowercase: bool) -> Tokenizer:
+    """A BERT `Tokenizer` of a token list or vocab.txt path; [MASK] is optional (QA never uses it)."""
+    source = None
+    if isinstance(vocabulary, (str, Path)):
+        source = vocabulary
+        vocabulary = tokenizer_files.read_vocabulary(vocabulary)
+    vocabulary = list(vocabulary)
+    missing = [token for token in _NEEDED_TOKENS if token not in vocabulary]
+    if missing:
+        where = "the vocabulary" if source is None else f"the vocabulary {source}"
+        raise ConfigError(f"{where} lacks the special token(s) {', '.join(missing)}; QA windows need "
+                          f"{', '.join(_NEEDED_TOKENS)}")
+    mask = {} if "[MASK]" in vocabulary else {"mask_token": "[UNK]"}
+    return Tokenizer(vocabulary, lowercase=lowercase, source=source, **mask)
 
 
 def _answer_token_span(answer, context: str, starts: np.ndarray, ends: np.ndarray, example: int) -> tuple[int, int]:

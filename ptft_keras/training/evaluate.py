@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from typing import Optional
 
@@ -104,7 +103,7 @@ def evaluate(model, data, *, text_column=None, text_pair_column=None, label_colu
 
 def run(config: EvaluateConfig) -> int:
     from ptft_keras.training.model_dir import read_model_info
-    from ptft_keras.training.report import format_report, write_report
+    from ptft_keras.training.report import print_evaluation
 
     if read_model_info(config.model).task == "token-classification":
         from ptft_keras.training.token_classification_job import run_evaluate
@@ -115,10 +114,5 @@ def run(config: EvaluateConfig) -> int:
         label_column=config.label_column, sequence_length=config.sequence_length, batch_size=config.batch_size,
         skip_bad_rows=config.skip_bad_rows,
     )
-    print(f"evaluated {config.model} on {report['data']} ({report['count']} examples)")
-    print(format_report(report))
-    if config.output:
-        paths = write_report(config.output, report)
-        print("report written to " + ", ".join(str(p) for p in paths.values()))
-    print(json.dumps(report["metrics"]))
+    print_evaluation(report, f"evaluated {config.model} on {report['data']} ({report['count']} examples)", config.output)
     return 0

@@ -167,3 +167,23 @@ def write_report(directory, report: dict) -> dict[str, Path]:
     if curves is not None:
         paths["curves"] = curves
     return paths
+
+
+def print_evaluation(report: dict, headline: str, output=None) -> None:
+    """What `ptft evaluate` prints: a headline, the table, where the report went (with `output`), and the
+    metrics as one JSON object on the last line (the contract scripts parse).
+
+    Example:
+        >>> print_evaluation({"task": "regression", "metrics": {"pearson": 0.9}}, "evaluated m on d")
+        evaluated m on d
+        ...
+        {"pearson": 0.9}
+    """
+    import json
+
+    print(headline)
+    print(format_report(report))
+    if output:
+        paths = write_report(output, report)
+        print("report written to " + ", ".join(str(p) for p in paths.values()))
+    print(json.dumps(report["metrics"]))

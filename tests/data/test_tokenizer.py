@@ -157,6 +157,75 @@ def test_words_are_transformers_words(uncased, hf_uncased):
     np.testing.assert_array_equal(words.merge_dims(1, 2).flat_values, uncased.tokenize(VARIED_TEXTS).flat_values)
 
 
+# Beyond the shared sample: repeated and adjacent special tokens, sentinel characters typed by a user.
+OFFSET_TEXTS = VARIED_TEXTS + [a for pair in VARIED_PAIRS for a in pair] + [
+    "Zürich's crème brûlée", "x[MASK][MASK]y[SEP]", "\U000F0000[MASK]\U000F0001 z", "한국어 İstanbul ﬁne ½ ™"]
+
+
+def assert_same_offsets(ours, hf, texts):
+    ids, starts, ends = ours.tokenize_with_offsets(texts)
+    encoding = hf(texts, add_special_tokens=False, return_offsets_mapping=True)
+    assert ids.dtype == starts.dtype == ends.dtype == tf.int32
+    for index, text in enumerate(texts):
+        assert ids[index].numpy().tolist() == encoding["input_ids"][index], repr(text)
+        spans = list(zip(starts[index].numpy().tolist(), ends[index].numpy().tolist()))
+        assert spans == [tuple(span) for span in encoding["offset_mapping"][index]], repr(text)
+    assert ids.to_list() == ours.tokenize(texts).to_list()
+
+
+@pytest.mark.parametrize("settings", [{}, {"strip_accents": False}, {"lowercase": False}])
+def test_offsets_equal_transformers_on_varied_texts(minilm_path, settings):
+    """Uncased (accents stripped), lower-cased with accents kept ("İ" grows a dot), and cased."""
+    hf_settings = {"do_lower_case": settings["lowercase"]} if "lowercase" in settings else settings
+    hf = transformers.BertTokenizerFast.from_pretrained(minilm_path, **hf_settings)
+    assert_same_offsets(Tokenizer.from_pretrained(minilm_path, **settings), hf, OFFSET_TEXTS)
+
+
+@pytest.mark.parametrize("strip_accents", [None, False])
+def test_offsets_of_each_normalized_character_equal_transformers(strip_accents, tmp_path):
+    """With a vocabulary holding every normalized character as a piece (and a "##" piece), each
+    piece is one normalized character: its span is the alignment transformers keeps for it. All
+    stable characters that normalization rewrites to something else (not just drops or isolates),
+    and every 40th of the rest."""
+    old = unicodedata.ucd_3_2_0
+    stable = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF
+              and old.category(chr(cp)) != "Cn" and old.category(chr(cp)) == unicodedata.category(chr(cp))]
+    normalizer = tokenizers.normalizers.BertNormalizer(lowercase=True, strip_accents=strip_accents)
+
+    def content(text):
+        return "".join(normalizer.normalize_str(text).split())
+
+    chars = [c for i, c in enumerate(stable) if content(c) not in ("", c) or i % 40 == 0]
+    pieces = sorted({c for text in chars for c in content(f"a{text}b")})
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + pieces + ["##" + c for c in pieces]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(
+        {"do_lower_case": True, "strip_accents": strip_accents, "tokenizer_class": "BertTokenizer"}))
+    texts = [" ".join(f"a{c}b{c}{c}" for c in chars[i:i + 1000]) for i in range(0, len(chars), 1000)]
+    assert len(chars) > 5_000 and len(pieces) > 1_000
+    assert_same_offsets(Tokenizer.from_pretrained(tmp_path), transformers.BertTokenizerFast.from_pretrained(tmp_path),
+                        texts)
+
+
+def test_offsets_with_words_scalars_and_max_chars(uncased):
+    text = "Crème brûlée [MASK] 🍕!"
+    ids, starts, ends = uncased.tokenize_with_offsets([text], return_words=True)
+    assert ids.ragged_rank == starts.ragged_rank == ends.ragged_rank == 2
+    assert ids.to_list() == uncased.tokenize([text], return_words=True).to_list()
+    words = [text[min(s):max(e)] for s, e in zip(starts.to_list()[0], ends.to_list()[0])]
+    assert words == ["Crème", "brûlée", "[MASK]", "🍕", "!"]
+    single = uncased.tokenize_with_offsets(tf.constant(text))
+    flat = uncased.tokenize_with_offsets([text])
+    for one, batched in zip(single, flat):
+        assert one.numpy().tolist() == batched.to_list()[0]
+    traced = tf.function(lambda t: uncased.tokenize_with_offsets(t))(tf.constant([text]))
+    assert [t.to_list() for t in traced] == [t.to_list() for t in flat]
+    # Code points, not bytes: "Crème br" is the first 8 characters.
+    cut_ids, cut_starts, cut_ends = uncased.tokenize_with_offsets([text], max_chars=8)
+    assert cut_ids.to_list() == uncased.tokenize(["Crème br"]).to_list()
+    assert (cut_starts.to_list(), cut_ends.to_list()) == ([[0, 2, 6]], [[2, 5, 8]])
+
+
 def test_special_token_attributes_match_transformers(uncased, hf_uncased):
     for name in ("cls_token_id", "sep_token_id", "pad_token_id", "mask_token_id", "unk_token_id"):
         assert getattr(uncased, name) == getattr(hf_uncased, name), name

@@ -52,7 +52,9 @@ def test_same_ids_as_the_training_tokenizer_and_transformers(core, training_toke
 def test_saved_model_runs_in_a_process_with_only_tensorflow(core, training_tokenizer, tmp_path):
     def serve(texts, firsts, seconds):
         single, pair = core(texts), core(firsts, seconds)
-        return {**{f"single_{k}": v for k, v in single.items()}, **{f"pair_{k}": v for k, v in pair.items()}}
+        offsets = dict(zip(("ids", "starts", "ends"), core.tokenize_with_offsets(texts)))
+        return {**{f"single_{k}": v for k, v in single.items()}, **{f"pair_{k}": v for k, v in pair.items()},
+                **{f"offsets_{k}": v.to_tensor(-1) for k, v in offsets.items()}}
 
     module = tf.Module()
     module.tokenizer = core
@@ -76,6 +78,7 @@ def test_saved_model_runs_in_a_process_with_only_tensorflow(core, training_token
         json.dump({
             "single": {k[7:]: v.numpy().tolist() for k, v in out.items() if k.startswith("single_")},
             "pair": {k[5:]: v.numpy().tolist() for k, v in out.items() if k.startswith("pair_")},
+            "offsets": {k[8:]: v.numpy().tolist() for k, v in out.items() if k.startswith("offsets_")},
             "unregistered_ops": sorted(op for op in ops if op_def_registry.get(op) is None),
             "ops": sorted(ops),
             "modules": sorted(m for m in sys.modules
@@ -89,6 +92,22 @@ def test_saved_model_runs_in_a_process_with_only_tensorflow(core, training_token
     assert not any("Wordpiece" in op or "RoundRobin" in op for op in outputs["ops"])
     assert outputs["single"] == as_lists(training_tokenizer(VARIED_TEXTS, sequence_length=SEQUENCE_LENGTH))
     assert outputs["pair"] == as_lists(training_tokenizer(FIRSTS, SECONDS, sequence_length=SEQUENCE_LENGTH))
+    expected = training_tokenizer.tokenize_with_offsets(VARIED_TEXTS)
+    assert outputs["offsets"] == {name: value.to_tensor(-1).numpy().tolist()
+                                  for name, value in zip(("ids", "starts", "ends"), expected)}
+
+
+def test_tokenize_and_offsets_equal_the_training_tokenizer(core, training_tokenizer):
+    """The public per-text methods (used by the token-classification export) match `Tokenizer`'s."""
+    texts = tf.constant(VARIED_TEXTS)
+    assert core.tokenize(texts).to_list() == training_tokenizer.tokenize(VARIED_TEXTS).to_list()
+    words = core.tokenize(texts, return_words=True)
+    assert words.ragged_rank == 2
+    assert words.to_list() == training_tokenizer.tokenize(VARIED_TEXTS, return_words=True).to_list()
+    assert core.tokenize(tf.constant("héllo there")).numpy().tolist() == [7592, 2045]
+    ours = core.tokenize_with_offsets(texts, return_words=True, max_chars=20)
+    theirs = training_tokenizer.tokenize_with_offsets(VARIED_TEXTS, return_words=True, max_chars=20)
+    assert [t.to_list() for t in ours] == [t.to_list() for t in theirs]
 
 
 def test_a_megabyte_string_and_a_thousand_texts(core, training_tokenizer):

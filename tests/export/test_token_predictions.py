@@ -14,6 +14,7 @@ TEXTS = [
     "",
     "Ünïcödé text: Zoë visited Škoda in Plzeň, 日本.",
     "a very long sentence that certainly does not fit into sixteen word pieces at all, no way",
+    "Łódź [SEP] e\u0301le\u0300ve ﬁne 한국",  # a special token, decomposed accents, expanding characters
 ]
 
 
@@ -65,6 +66,23 @@ def test_words_tags_and_entities(ner, tokenizer):
         assert [t.decode() for t in out["entity_texts"][b][:m]] == [text[starts[f]:ends[l]] for _, f, l in spans]
         assert set(out["entity_starts"][b][m:]) <= {-1}
     assert len(expected[3]) < len(TEXTS[3].split())  # the long text was truncated, not rejected
+
+
+def test_word_spans_are_transformers_word_spans(ner, minilm_path):
+    transformers = pytest.importorskip("transformers")
+    _, loaded = ner
+    out = loaded.signatures["serving_default"](text=tf.constant(TEXTS))
+    encoding = transformers.BertTokenizerFast.from_pretrained(minilm_path)(
+        TEXTS, add_special_tokens=False, return_offsets_mapping=True)
+    for b in range(len(TEXTS)):
+        spans = {}
+        for word, (start, end) in zip(encoding.word_ids(b), encoding["offset_mapping"][b]):
+            first, last = spans.get(word, (start, end))
+            spans[word] = (min(first, start), max(last, end))
+        starts, ends = out["word_starts"][b].numpy().tolist(), out["word_ends"][b].numpy().tolist()
+        ours = [(s, e) for s, e in zip(starts, ends) if s >= 0]
+        assert ours == [spans[w] for w in sorted(spans)][:len(ours)], TEXTS[b]
+        assert len(ours) >= min(len(spans), 5), TEXTS[b]  # all words, or those that fit
 
 
 def test_ids_signature_gives_per_token_tags(ner, tokenizer):

@@ -21,6 +21,12 @@ def test_each_word_is_a_pretokenizer_word(tokenizer):
         assert [pretokenizer([p]).to_list()[0] for p in pieces] == [[w] for w in words], text
 
 
+def test_a_special_token_in_the_text_is_one_word(tokenizer):
+    text = "x[SEP]Zoë  [MASK]"
+    starts, ends = word_offsets(tokenizer.pretokenizer, [text])
+    assert [text[s:e] for s, e in zip(starts.to_list()[0], ends.to_list()[0])] == ["x", "[SEP]", "Zoë", "[MASK]"]
+
+
 def test_offsets_are_code_points_and_max_chars_caps_the_text(tokenizer):
     starts, ends = word_offsets(tokenizer.pretokenizer, ["🙂 ab 🙂 cd"], max_chars=4)
     assert (starts.to_list(), ends.to_list()) == ([[0, 2]], [[1, 4]])

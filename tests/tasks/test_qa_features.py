@@ -1,10 +1,13 @@
-"""QA features on the real MiniLM vocabulary: stride windows, labels, offsets back into the original text."""
+"""QA features on the real MiniLM tokenizer: transformers' windows and ids, labels, offsets into the original text."""
+import doctest
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ptft_keras.errors import ConfigError, DataError
+from ptft_keras.data.tokenizer import Tokenizer
+from ptft_keras.errors import CheckpointError, ConfigError, DataError
+from ptft_keras.tasks import qa_features
 from ptft_keras.tasks.qa_features import QAFeaturizer, best_answers
 
 FILLER = "The lake is calm in winter and busy in summer when tourists arrive by train. "
@@ -16,9 +19,19 @@ ANSWER = "crème brûlée"
 QUESTION = "What does the café serve?"
 
 
+# Text the old tf-text featurizer tokenized differently from transformers (NFKD "ﬁ", "½", "™"), and
+# characters whose normalization changes their length (Hangul, decomposed accents, "İ").
+ODD_CONTEXT = "Ærøskøbing und Łódź: 北京欢迎你 — 한국어 İSTANBUL e\u0301le\u0300ve ﬁne ½ ™ 🍕 [MASK]"
+
+
 @pytest.fixture(scope="module")
-def featurizer(minilm_path):
-    return QAFeaturizer(Path(minilm_path) / "vocab.txt", sequence_length=48, doc_stride=12, max_question_length=10)
+def tokenizer(minilm_path):
+    return Tokenizer.from_pretrained(minilm_path)
+
+
+@pytest.fixture(scope="module")
+def featurizer(tokenizer):
+    return QAFeaturizer(tokenizer, sequence_length=48, doc_stride=12, max_question_length=10)
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +43,47 @@ def context_ids(features, f):
     inputs = features.inputs
     keep = (inputs["segment_ids"][f] == 1) & (features.offsets[f, :, 0] >= 0)
     return inputs["token_ids"][f][keep].tolist()
+
+
+def test_windows_ids_and_offsets_equal_transformers(tokenizer, minilm_path):
+    """The features of transformers' run_qa.py (only_second truncation, stride, offsets of context tokens)."""
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.BertTokenizerFast.from_pretrained(minilm_path)
+    questions = [QUESTION, "Wo liegt Ærøskøbing?", "Où?"]
+    contexts = [CONTEXT, ODD_CONTEXT, "ﬁne"]
+    ours = QAFeaturizer(tokenizer, sequence_length=40, doc_stride=8, max_question_length=16)(questions, contexts)
+    theirs = hf(questions, contexts, truncation="only_second", max_length=40, stride=8, padding="max_length",
+                return_overflowing_tokens=True, return_offsets_mapping=True)
+    assert len(ours) == len(theirs["input_ids"]) > 4
+    assert ours.example_index.tolist() == theirs["overflow_to_sample_mapping"]
+    for ours_name, their_name in (("token_ids", "input_ids"), ("segment_ids", "token_type_ids"),
+                                  ("padding_mask", "attention_mask")):
+        np.testing.assert_array_equal(ours.inputs[ours_name], theirs[their_name], err_msg=ours_name)
+    in_context = np.array([[s == 1 for s in theirs.sequence_ids(f)] for f in range(len(ours))])
+    expected = np.where(in_context[..., None], np.array(theirs["offset_mapping"]), -1)
+    np.testing.assert_array_equal(ours.offsets, expected)
+
+
+def test_answers_with_accents_and_odd_characters_map_back_exactly(featurizer):
+    for answer in ("Ærøskøbing", "Łódź", "한국어", "İSTANBUL", "e\u0301le\u0300ve", "ﬁne", "🍕", "[MASK]"):
+        begin = ODD_CONTEXT.index(answer)
+        features = featurizer(["Was?"], [ODD_CONTEXT], [{"text": answer, "answer_start": begin}])
+        f = int(np.argmax(features.labels["start_positions"] > 0))
+        start, end = features.labels["start_positions"][f], features.labels["end_positions"][f]
+        assert start > 0, answer
+        assert ODD_CONTEXT[features.offsets[f, start, 0]:features.offsets[f, end, 1]] == answer
+
+
+def test_a_vocabulary_still_works_and_gives_the_same_features(tokenizer, minilm_path, features):
+    from_path = QAFeaturizer(Path(minilm_path) / "vocab.txt", sequence_length=48, doc_stride=12, max_question_length=10)
+    again = from_path([QUESTION], [CONTEXT], [{"text": ANSWER, "answer_start": CONTEXT.index(ANSWER)}])
+    for name in features.inputs:
+        np.testing.assert_array_equal(again.inputs[name], features.inputs[name])
+    np.testing.assert_array_equal(again.offsets, features.offsets)
+    cased = QAFeaturizer(tokenizer.vocabulary, lowercase=False, sequence_length=48, doc_stride=12,
+                         max_question_length=10)
+    assert not cased.tokenizer.lowercase
+    assert cased.tokenizer.mask_token_id == tokenizer.mask_token_id
 
 
 def test_windows_overlap_by_doc_stride_and_cover_the_context(featurizer, features):
@@ -91,9 +145,18 @@ def test_bad_answers_are_data_errors(featurizer):
         featurizer([QUESTION] * 2, [CONTEXT])
 
 
-def test_bad_settings_are_config_errors(minilm_path):
-    vocab = Path(minilm_path) / "vocab.txt"
+def test_bad_settings_are_config_errors(tokenizer, minilm_path, tmp_path):
     with pytest.raises(ConfigError, match="not more than doc_stride=30"):
-        QAFeaturizer(vocab, sequence_length=48, doc_stride=30, max_question_length=16)
+        QAFeaturizer(tokenizer, sequence_length=48, doc_stride=30, max_question_length=16)
     with pytest.raises(ConfigError, match="lacks the special token"):
         QAFeaturizer(["a", "b"])
+    with pytest.raises(ConfigError, match="lowercase= applies to a vocabulary only"):
+        QAFeaturizer(tokenizer, lowercase=False)
+    with pytest.raises(CheckpointError, match="missing") as error:
+        QAFeaturizer(tmp_path / "vocab.txt")
+    assert error.value.path == str(tmp_path / "vocab.txt")
+
+
+def test_docstring_examples():
+    result = doctest.testmod(qa_features, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,387 @@
+"""The pretraining job: masked-LM (+NSP) from scratch or continued from a checkpoint, resumable after a kill.
+
+    $ ptft pretrain --model tiny --corpus 'books/*.txt' --output runs/tiny --max-steps 10000
+    $ ptft pretrain --model runs/tiny/backbone --corpus 'domain/*.txt' --output runs/domain   # continue
+
+`--model` is a size name (`tiny`, `mini`, `small`, `medium`, `base`, `large`: a random backbone and a
+WordPiece vocabulary trained on the corpus) or anything `Backbone.from_pretrained` accepts (its own
+masked-LM head is loaded when the checkpoint has one). The last `heldout_lines` lines of the corpus
+(or `--eval-corpus`) are held out and masked once with a fixed seed; the masked-LM loss on them is
+evaluated every `eval_every` steps (it picks `checkpoints/best.keras`) and at the end, and printed as
+the last line of output, a JSON object with at least `steps` and `mlm_loss`.
+
+Resuming: the run backs up weights, optimizer state and dropout RNG every `save_every` steps under
+`OUTPUT/backup/`. Rerunning the same command resumes from the last backup, skipping the batches
+already seen of the seeded, repeated dataset, so it ends with the weights of an uninterrupted run.
+
+Output (`OUTPUT/`): `backbone/` (Hugging Face `*ForMaskedLM` directory with the tokenizer: `ptft
+finetune --model OUTPUT/backbone` and transformers load it), `backbone.keras` (our format),
+`tokenizer/` (from scratch), `checkpoints/`, `logs/` (TensorBoard), `backup/`, `result.json`.
+
+Example:
+    >>> from ptft_keras.training.pretrain import PretrainConfig
+    >>> config = PretrainConfig(corpus="corpus.txt", output="runs/tiny", max_steps=200)
+    >>> config.model, config.batch_size, config.sequence_length
+    ('tiny', 32, 128)
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+import keras
+import tensorflow as tf
+
+from ptft_keras.config import option, to_dict
+from ptft_keras.data import sources
+from ptft_keras.data.pipeline import make_pretraining_dataset
+from ptft_keras.data.tokenizer import Tokenizer
+from ptft_keras.errors import ConfigError, DataError, PtftError
+from ptft_keras.models.backbone import Backbone
+from ptft_keras.models.hf_checkpoint import read_hf_tensors
+from ptft_keras.models.locate import locate_checkpoint
+from ptft_keras.models.sizes import NAMED_SIZES
+from ptft_keras.tasks.masked_lm import MaskedLM
+from ptft_keras.training import strategy as strategies
+from ptft_keras.training.callbacks import (
+    BACKUP_DIR, LOG_DIR, PreemptionBackup, pretraining_callbacks, read_json, staged, write_json_atomic,
+)
+from ptft_keras.training.optimizer import make_optimizer
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+RESULT_FILE, INITIAL_EVAL_FILE, TOKENIZER_DIR = "result.json", "initial_eval.json", "tokenizer"
+
+
+@dataclass
+class PretrainConfig:
+    """Options of `ptft pretrain` (flags `--max-steps` etc., or keys of a `--config` YAML file)."""
+
+    corpus: Optional[str] = option(None, "text file(s) or glob: one sentence per line, a blank line between documents")
+    output: Optional[str] = option(None, "output directory; rerun with the same one to resume")
+    model: str = option("tiny", f"a size ({'|'.join(NAMED_SIZES)}) to pretrain from scratch, or a checkpoint "
+                                "path / Hub id to continue pretraining")
+    model_type: Literal["bert", "distilbert"] = option("bert", "architecture of a from-scratch model")
+    vocab_size: int = option(8000, "WordPiece vocabulary trained on the corpus (from scratch only)", positive=True)
+    max_steps: int = option(1000, "optimizer updates in total (a resumed run counts the ones done)", positive=True)
+    batch_size: int = option(32, "global batch size: all replicas and accumulation micro-batches", positive=True)
+    sequence_length: int = option(128, "tokens per sequence (documents are packed into full sequences)",
+                                  positive=True)
+    mlm_probability: float = option(0.15, "fraction of tokens to predict (80% [MASK], 10% random, 10% kept)",
+                                    positive=True)
+    max_predictions_per_seq: int = option(20, "masked positions scored per sequence", positive=True)
+    whole_word_masking: bool = option(False, "mask all pieces of a word together")
+    nsp: bool = option(False, "add next-sentence prediction (BERT only)")
+    learning_rate: float = option(1e-4, "peak learning rate (AdamW)", positive=True)
+    warmup_steps: Optional[int] = option(None, "linear warmup steps (default: warmup_ratio of max_steps)")
+    warmup_ratio: float = option(0.01, "warmup as a fraction of max_steps when warmup_steps is not set")
+    decay: Literal["linear", "cosine", "constant"] = option("linear", "learning-rate decay after warmup")
+    weight_decay: float = option(0.01, "AdamW weight decay (not on LayerNorm and bias)")
+    clip_norm: Optional[float] = option(1.0, "clip gradients to this global norm (none: no clipping)")
+    gradient_accumulation_steps: int = option(1, "micro-batches per update (batch_size is split into them)",
+                                              positive=True)
+    precision: str = option("float32", "compute dtype policy (mixed_float16 adds loss scaling)", choices=PRECISIONS)
+    jit_compile: bool = option(False, "compile the train step with XLA (off for Mirrored on CPUs, which cannot)")
+    strategy: str = option("default", "tf.distribute strategy", choices=strategies.STRATEGIES)
+    tpu: Optional[str] = option(None, "TPU name or grpc:// address (with --strategy tpu)")
+    seed: int = option(0, "seed of initialisation, data order, masking and dropout")
+    deterministic: bool = option(False, "bitwise-reproducible kernels (enable_op_determinism; slower)")
+    save_every: int = option(500, "steps between backups that a rerun resumes from", positive=True)
+    eval_every: int = option(1000, "steps between held-out evaluations and checkpoints (a Keras epoch)",
+                             positive=True)
+    log_every: int = option(100, "steps between TensorBoard step scalars", positive=True)
+    heldout_lines: int = option(500, "lines at the end of the corpus held out for evaluation (at most 10%)",
+                                positive=True)
+    eval_corpus: Optional[str] = option(None, "held-out text instead of the corpus' last lines "
+                                              "(for corpora too large to read into memory)")
+
+
+@dataclass
+class PretrainResult:
+    """What `pretrain` returns: the metrics of the JSON line, plus the trained model and tokenizer.
+
+    Example:
+        >>> result = PretrainResult(steps=100, start_step=40, mlm_loss=5.2, mlm_accuracy=0.2, initial_mlm_loss=9.1,
+        ...                         tokens_per_second=5e3, output="runs/tiny", backbone="runs/tiny/backbone")
+        >>> result.summary()["steps"], "model" in result.summary()
+        (100, False)
+    """
+
+    steps: int
+    start_step: int
+    mlm_loss: float
+    mlm_accuracy: float
+    initial_mlm_loss: Optional[float]
+    tokens_per_second: Optional[float]
+    output: str
+    backbone: Optional[str]
+    model: MaskedLM = dataclasses.field(repr=False, default=None)
+    tokenizer: Tokenizer = dataclasses.field(repr=False, default=None)
+
+    def summary(self) -> dict:
+        """The JSON-able metrics (everything but the model and tokenizer)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("model", "tokenizer")}
+
+
+# --- data --------------------------------------------------------------------------------------
+def split_heldout(documents: list[list[str]], lines: int) -> tuple[list[list[str]], list[list[str]]]:
+    """`(train, heldout)`: the last `lines` sentences (at most 10% of them) go to `heldout`.
+
+    Whole documents are moved from the end; the document at the boundary is cut between sentences.
+
+    Example:
+        >>> train, heldout = split_heldout([["s1", "s2"], ["s3", "s4", "s5"]] * 4, lines=2)
+        >>> len(train), train[-1], heldout
+        (8, ['s3'], [['s4', 's5']])
+    """
+    total = sum(len(d) for d in documents)
+    want = min(lines, total // 10)
+    if want < 1:
+        raise DataError(f"the corpus has {total} lines: too few to hold out an evaluation slice; add text or "
+                        "pass --eval-corpus")
+    train, heldout = [list(d) for d in documents], []
+    while want > 0:
+        last = train.pop()
+        if len(last) <= want:
+            heldout.insert(0, last)
+            want -= len(last)
+        else:
+            train.append(last[: len(last) - want])
+            heldout.insert(0, last[len(last) - want:])
+            want = 0
+    return train, heldout
+
+
+def _corpus(config: PretrainConfig):
+    """`(training source, held-out documents, training documents or None)`."""
+    if config.eval_corpus:
+        return config.corpus, list(sources.read_documents(config.eval_corpus)), None
+    documents = list(sources.read_documents(config.corpus))
+    if not documents:
+        raise DataError("the corpus has no text: every line is blank", path=config.corpus)
+    train, heldout = split_heldout(documents, config.heldout_lines)
+    return train, heldout, train
+
+
+def _datasets(config: PretrainConfig, tokenizer, train_source, heldout, start_step: int, static_eval: bool):
+    common = dict(batch_size=config.batch_size, sequence_length=config.sequence_length,
+                  mlm_probability=config.mlm_probability, max_predictions_per_seq=config.max_predictions_per_seq,
+                  whole_word_masking=config.whole_word_masking, nsp=config.nsp, padding="fixed", seed=config.seed)
+    # Repeated and seeded: batch k is the same in every run, so a resumed run skips the ones it did.
+    train = make_pretraining_dataset(train_source, tokenizer, shuffle=True, repeat=True, drop_remainder=True,
+                                     **common).skip(start_step)
+    # Fixed masks: the same held-out batches at every evaluation and in every run.
+    heldout = make_pretraining_dataset(heldout, tokenizer, shuffle=False, repeat=False,
+                                       drop_remainder=static_eval, **common).cache()
+    batches = sum(1 for _ in heldout)  # one pass fills the cache and counts the batches
+    if not batches:
+        raise DataError(f"the held-out slice makes no batch of {config.batch_size} sequences of "
+                        f"{config.sequence_length} tokens; raise --heldout-lines or lower --batch-size")
+    return train, heldout.apply(tf.data.experimental.assert_cardinality(batches))
+
+
+# --- model -------------------------------------------------------------------------------------
+def _tokenizer_and_backbone(config: PretrainConfig, train_documents, dtype, writer: bool):
+    """`(tokenizer, backbone, hf_dir or None, description)` for a size name or a checkpoint."""
+    if config.model in NAMED_SIZES:
+        tokenizer_dir = Path(config.output) / TOKENIZER_DIR
+        if tokenizer_dir.is_dir():  # resuming: the vocabulary the backup was trained with
+            tokenizer = Tokenizer.from_pretrained(tokenizer_dir, model_type=config.model_type)
+        else:
+            tokenizer = _train_tokenizer(config, train_documents)
+            if writer:
+                with staged(tokenizer_dir) as tmp:
+                    tokenizer.save_pretrained(tmp)
+        backbone = Backbone.from_size(config.model, model_type=config.model_type,
+                                      vocabulary_size=tokenizer.vocab_size,
+                                      max_sequence_length=max(512, config.sequence_length), dtype=dtype)
+        description = f"from scratch: {config.model} {config.model_type}, vocabulary of {tokenizer.vocab_size}"
+        return tokenizer, backbone, None, description
+    backbone = Backbone.from_pretrained(config.model, dtype=dtype)
+    tokenizer = Tokenizer.from_pretrained(config.model, model_type=backbone.model_type)
+    location = locate_checkpoint(config.model)
+    hf_dir = location.path if location.kind == "hf_dir" else None
+    return tokenizer, backbone, hf_dir, f"continued from {config.model}"
+
+
+def _train_tokenizer(config: PretrainConfig, train_documents) -> Tokenizer:
+    from ptft_keras.data.vocab import train_wordpiece_vocabulary
+
+    texts = ([s for d in train_documents for s in d] if train_documents is not None
+             else sources.expand_files(config.corpus))
+    vocabulary = train_wordpiece_vocabulary(texts, vocab_size=config.vocab_size)
+    return Tokenizer.from_vocabulary(vocabulary, model_type=config.model_type,
+                                     model_max_length=max(512, config.sequence_length))
+
+
+def _jit_allowed(strategy) -> bool:
+    """XLA cannot compile a step whose collectives span several CPU devices (Mirrored on virtual CPUs)."""
+    if strategy.num_replicas_in_sync == 1:
+        return True
+    return not all("CPU" in device.upper() for device in strategy.extended.worker_devices)
+
+
+def _optimizer(config: PretrainConfig):
+    optimizer = make_optimizer(
+        config.learning_rate, warmup_steps=config.warmup_steps or 0,
+        warmup_ratio=None if config.warmup_steps is not None else config.warmup_ratio,
+        total_steps=config.max_steps, decay=config.decay, weight_decay=config.weight_decay,
+        global_clipnorm=config.clip_norm,
+    )
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _check(config: PretrainConfig, strategy) -> None:
+    if not config.corpus:
+        raise ConfigError("corpus: pass --corpus FILE_OR_GLOB (text, one sentence per line)")
+    if not config.output:
+        raise ConfigError("output: pass --output DIR (rerun with the same directory to resume)")
+    parts = strategy.num_replicas_in_sync * config.gradient_accumulation_steps
+    if config.batch_size % parts:
+        raise ConfigError(
+            f"batch_size {config.batch_size} must be divisible by replicas x gradient_accumulation_steps "
+            f"= {strategy.num_replicas_in_sync} x {config.gradient_accumulation_steps}"
+        )
+    if config.nsp and config.model_type == "distilbert" and config.model in NAMED_SIZES:
+        raise ConfigError("nsp: DistilBERT has no pooled output; pretrain it with the masked-LM objective only")
+
+
+# --- the job -----------------------------------------------------------------------------------
+def _build(config: PretrainConfig, strategy, train_documents, output: Path, writer: bool):
+    """`(model, tokenizer, backup, steps done, description)`: everything that owns variables, under the scope."""
+    dtype = None if config.precision == "float32" else config.precision
+    with strategy.scope():
+        tokenizer, backbone, hf_dir, description = _tokenizer_and_backbone(config, train_documents, dtype, writer)
+        model = MaskedLM(backbone, nsp=config.nsp)
+        head = "new masked-LM head"
+        if hf_dir is not None and model.load_hf_head(read_hf_tensors(hf_dir), path=hf_dir):
+            head = "masked-LM head from the checkpoint"
+        jit = config.jit_compile
+        if jit and not _jit_allowed(strategy):
+            warnings.warn("jit_compile is off: XLA cannot compile collectives across several CPU devices "
+                          f"({type(strategy).__name__} over {strategy.num_replicas_in_sync} CPU replicas)")
+            jit = False
+        model.compile(optimizer=_optimizer(config), jit_compile=jit,
+                      gradient_accumulation_steps=config.gradient_accumulation_steps)
+        model.optimizer.build(model.trainable_variables)
+        backup = PreemptionBackup(output / BACKUP_DIR, save_freq=config.save_every, writer=writer)
+        backup.set_model(model)
+        start = backup.restore()
+    return model, tokenizer, backup, start, f"{description} ({model.count_params():,} parameters, {head})"
+
+
+def _train(model, config: PretrainConfig, train, heldout, backup, start: int, output: Path, writer: bool,
+           verbose) -> Optional[float]:
+    """Fit the remaining steps; returns the tokens per second of this run (None when nothing was left)."""
+    remaining = config.max_steps - start
+    if remaining <= 0:
+        return None
+    steps_per_epoch = min(config.eval_every, remaining)
+    tokens_per_step = config.batch_size * config.sequence_length
+    callbacks = pretraining_callbacks(output, backup=backup, steps=remaining, tokens_per_step=tokens_per_step,
+                                      start_step=start, log_every=config.log_every, writer=writer)
+    began = time.perf_counter()
+    history = model.fit(train, epochs=math.ceil(remaining / steps_per_epoch), steps_per_epoch=steps_per_epoch,
+                        validation_data=heldout, callbacks=callbacks, verbose=verbose, shuffle=False)
+    losses = history.history.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        raise PtftError(
+            f"training diverged (loss {losses[-1]}) before step {backup.steps}: lower --learning-rate, raise "
+            f"--warmup-steps or use --precision mixed_bfloat16; the last good backup in {output / BACKUP_DIR} "
+            "is kept, rerun to resume from it"
+        )
+    return (backup.steps - start) * tokens_per_step / (time.perf_counter() - began)
+
+
+def pretrain(config: PretrainConfig | None = None, *, strategy=None, verbose: int | str = "auto",
+             **overrides) -> PretrainResult:
+    """Run (or resume) a pretraining job; `overrides` are `PretrainConfig` fields.
+
+    `strategy` is a strategy name (as `config.strategy`) or a `tf.distribute.Strategy` object to use.
+    Seeds Python, NumPy and TensorFlow with `config.seed` (`keras.utils.set_random_seed`).
+
+    Example:
+        >>> result = pretrain(corpus="corpus.txt", output="runs/tiny", max_steps=100)  # doctest: +SKIP
+        >>> result.steps, round(result.mlm_loss, 2)  # doctest: +SKIP
+        (100, 6.12)
+    """
+    if isinstance(strategy, str):
+        overrides["strategy"], strategy = strategy, None
+    config = dataclasses.replace(config or PretrainConfig(), **overrides)
+    output = Path(config.output or "")
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    strategy = strategy or strategies.resolve(config.strategy, tpu=config.tpu)
+    _check(config, strategy)
+    writer = strategies.is_chief(strategy)
+    if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in a log file
+        verbose = 1 if sys.stdout.isatty() else 2
+    say = print if verbose else (lambda *args: None)
+
+    train_source, heldout_documents, train_documents = _corpus(config)
+    model, tokenizer, backup, start, description = _build(config, strategy, train_documents, output, writer)
+    train, heldout = _datasets(config, tokenizer, train_source, heldout_documents, start,
+                               static_eval=strategies.needs_static_shapes(strategy))
+    say(f"pretraining {description}; {strategy.num_replicas_in_sync} replica(s), "
+        f"batch {config.batch_size} x {config.sequence_length} tokens")
+    say(f"resuming at step {start} of {config.max_steps} (backup in {output / BACKUP_DIR})" if start
+        else f"starting at step 0 of {config.max_steps}")
+
+    initial = read_json(output / INITIAL_EVAL_FILE, default={}).get("mlm_loss")
+    if start == 0:
+        initial = model.evaluate(heldout, verbose=0, return_dict=True)["mlm_loss"]
+        if writer:
+            write_json_atomic(output / INITIAL_EVAL_FILE, {"mlm_loss": initial})
+    tokens_per_second = _train(model, config, train, heldout, backup, start, output, writer, verbose)
+
+    final = model.evaluate(heldout, verbose=0, return_dict=True)
+    result = PretrainResult(
+        steps=max(backup.steps, start), start_step=start, mlm_loss=float(final["mlm_loss"]),
+        mlm_accuracy=float(final["mlm_accuracy"]), initial_mlm_loss=None if initial is None else float(initial),
+        tokens_per_second=tokens_per_second, output=str(output),
+        backbone=str(export(model, tokenizer, output)) if writer else None, model=model, tokenizer=tokenizer,
+    )
+    if writer:
+        write_json_atomic(output / RESULT_FILE, {**result.summary(), "config": to_dict(config)})
+    return result
+
+
+def export(model: MaskedLM, tokenizer, output) -> Path:
+    """Save `OUTPUT/backbone/` (HF, with the head and tokenizer) and `OUTPUT/backbone.keras`, atomically.
+
+    Example:
+        >>> export(result.model, result.tokenizer, "runs/tiny")  # doctest: +SKIP
+        PosixPath('runs/tiny/backbone')
+    """
+    output = Path(output)
+    directory = model.save_pretrained(output / "backbone", tokenizer=tokenizer)
+    with staged(output / "backbone.keras") as tmp:
+        model.backbone.save(tmp)
+    return directory
+
+
+def run(config: PretrainConfig) -> int:
+    """The `ptft pretrain` command: train, report where everything went, end with one JSON line.
+
+    Example:
+        >>> run(PretrainConfig(corpus="corpus.txt", output="runs/tiny", max_steps=100))  # doctest: +SKIP
+        0
+    """
+    result = pretrain(config)
+    output = Path(result.output)
+    if result.backbone:
+        print(f"backbone (Hugging Face, with masked-LM head and tokenizer): {result.backbone}")
+        print(f"backbone (Keras): {output / 'backbone.keras'}")
+        print(f"checkpoints: {output / 'checkpoints'}   resume state: {output / BACKUP_DIR}")
+        print(f"TensorBoard: tensorboard --logdir {output / LOG_DIR}")
+    print(json.dumps(result.summary()))
+    return 0
