@@ -2,6 +2,10 @@
 
 Same checkpoint (all-MiniLM-L6-v2), same rows, batch size, learning rate and epochs for every runner;
 training examples/s is measured over the whole `fit` (tokenization included), then dev accuracy.
+Runners: ``ours`` (length buckets), ``ours_dynamic`` (pad to the longest in each batch), ``ours_xla``
+(buckets + ``jit_compile``), ``keras_hub`` (BertTextClassifier with its preprocessor, sequence_length 64),
+``transformers_dynamic`` / ``transformers_fixed64`` (PyTorch loop, `DataCollatorWithPadding` or padding to 64).
+Peak RSS is the process's so far, so it only grows down the table.
 
     python benchmarks/finetune_throughput.py --rows 4000 --batch-size 32
 """
@@ -51,7 +55,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--runners", default="ours,ours_xla,keras_hub,transformers_dynamic,transformers_fixed64")
+    parser.add_argument("--runners", default="ours,ours_dynamic,ours_xla,keras_hub,transformers_dynamic,transformers_fixed64")
     parser.add_argument("--output", default="benchmarks/results/finetune_throughput.json")
     args = parser.parse_args()
 
@@ -63,6 +67,7 @@ def main() -> None:
     common = dict(batch_size=args.batch_size, epochs=args.epochs, lr=args.lr, seed=args.seed)
     runners = {
         "ours": lambda: ours(checkpoint, train, dev, **common),
+        "ours_dynamic": lambda: ours(checkpoint, train, dev, padding="dynamic", **common),
         "ours_xla": lambda: ours(checkpoint, train, dev, jit_compile=True, **common),
         "keras_hub": lambda: keras_hub_classifier(checkpoint, train, dev, sequence_length=64, **common),
         "transformers_dynamic": lambda: transformers_classifier(checkpoint, train, dev, padding="dynamic", **common),

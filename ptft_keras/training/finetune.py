@@ -12,7 +12,7 @@ What a run does, with the defaults a user who passes nothing gets:
    rounded up to a multiple of 8, capped at the checkpoint's maximum; `data.sequence_length`)
    unless `--sequence-length` is given, and fit long texts with `--truncation` (head by default;
    see `data.truncation`).
-4. Batch with dynamic padding (length buckets with `--jit-compile`, fixed shapes on TPU): SST-2
+4. Batch in length buckets (each batch padded to the next of a few lengths; fixed shapes on TPU): SST-2
    sentences of ~13 tokens are not padded to 64.
 5. Train with AdamW (peak 1e-4, warmup over the first 10% of steps, linear decay, weight decay
    0.01, gradient clipping 1.0) and freeze-then-unfreeze: the head trains alone for the warmup steps,
@@ -123,7 +123,7 @@ class FinetuneConfig:
     window_stride: Optional[int] = option(None, "windows: tokens between window starts (default: half a window)", positive=True)
     window_pooling: str = option("mean", "windows: pool a document's window logits by 'mean' or 'max'", choices=WINDOW_POOLINGS)
     text_normalization: str = option("none", "rewrite texts before tokenizing, the same in training, evaluation, prediction and export (html_breaks: <br /> -> space)", choices=TEXT_NORMALIZATIONS)
-    padding: str = option("auto", "batch padding: dynamic, bucket (few shapes), fixed; auto: fixed on TPU, bucket with --jit-compile, else dynamic", choices=PADDINGS)
+    padding: str = option("auto", "batch padding: dynamic (to the longest in the batch), bucket (to the next of a few lengths), fixed; auto: fixed on TPU, else bucket", choices=PADDINGS)
     threshold: float = option(0.5, "multilabel: a label is predicted when its probability is at least this")
     seed: int = option(0, "seed of the weight init, dropout, shuffling and the validation hold-out")
     strategy: str = option("default", "tf.distribute strategy", choices=STRATEGIES)
@@ -213,14 +213,19 @@ def label_names_for(config: FinetuneConfig, train) -> list[str]:
 
 
 def choose_padding(config: FinetuneConfig, strategy) -> str:
-    """The batch padding: the configured one, or fixed on TPU, bucket under XLA, else dynamic."""
+    """The batch padding: the configured one, or fixed on TPU, else length buckets.
+
+    Buckets pad each batch to the next of a few lengths: on SST-2 that leaves 20% padding against 67%
+    for padding to the longest sentence of a shuffled batch (benchmarks/input_pipeline.py), and XLA
+    compiles only a few shapes.
+    """
     from ptft_keras.training.strategy import needs_static_shapes
 
     if config.padding != "auto":
         return config.padding
     if needs_static_shapes(strategy):
         return "fixed"
-    return "bucket" if config.jit_compile else "dynamic"
+    return "bucket"
 
 
 def resolve_sequence_length(config: FinetuneConfig, tokenizer, backbone, train) -> int:

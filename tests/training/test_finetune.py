@@ -88,7 +88,7 @@ def test_sequence_length_is_chosen_from_the_training_data_and_printed(run):
     assert config["sequence_length"] == expected
     assert f"sequence length: {expected}" in run.out
     assert run.out.index("sequence length") < run.out.index("Epoch 1/")
-    assert (config["truncation"], config["text_column"], config["epochs"], config["padding"]) == ("head", "sentence", 4, "dynamic")
+    assert (config["truncation"], config["text_column"], config["epochs"], config["padding"]) == ("head", "sentence", 4, "bucket")
 
 
 def test_evaluate_prints_the_metrics_as_json_on_its_last_line(run):
