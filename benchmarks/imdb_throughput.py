@@ -11,7 +11,8 @@ Each runner runs in a fresh subprocess, so its peak resident memory is its own.
   normalised away by ``--text-normalization html_breaks``, ``--truncation head``, length buckets),
   `SequenceClassifier` trained in full (no freezing), `make_optimizer`; timed from tokenization to
   the end of `fit` (tokenizing, tracing and training included). ``ours_dynamic``: padding to the
-  longest in each batch; ``ours_xla``: buckets + ``jit_compile``.
+  longest in each batch; ``ours_xla``: buckets + ``jit_compile``; ``ours_last_block``: the classic recipe,
+  every encoder block frozen but the last (`set_trainable_groups(model, 2)`), at ``--last-block-lr``.
 * ``transformers_dynamic``: `baselines.transformers_classifier`, `AutoModelForSequenceClassification`
   with the fast tokenizer, random batches padded to their longest (dynamic padding), head truncation
   at 256 (the raw text, ``<br />`` included); the training loop is timed, tokenization included.
@@ -38,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import SHARED, machine, peak_rss_mib, print_table, write_json  # noqa: E402
 
-RUNNERS = ("ours", "ours_dynamic", "ours_xla", "transformers_dynamic")
+RUNNERS = ("ours", "ours_dynamic", "ours_xla", "ours_last_block", "transformers_dynamic")
 BASELINE = "transformers_dynamic"
 LABEL_IDS = {"negative": 0, "positive": 1}  # the transformers loop's ids; ours learns the same sorted vocabulary
 
@@ -56,7 +57,7 @@ def read_imdb(path, limit=None):
 
 
 def ours(checkpoint, train, dev, *, batch_size, epochs, lr, seed, max_length, truncation, text_normalization,
-         warmup_ratio, padding="bucket", jit_compile=False):
+         warmup_ratio, padding="bucket", jit_compile=False, last_block_only=False):
     import keras
     import numpy as np
 
@@ -74,6 +75,10 @@ def ours(checkpoint, train, dev, *, batch_size, epochs, lr, seed, max_length, tr
     data = fitted_dataset(fitted, tokenizer, targets, batch_size=batch_size, sequence_length=max_length,
                           padding=padding, shuffle=True, seed=seed)
     model = ptft.SequenceClassifier(backbone, label_names=vocabulary.labels)
+    if last_block_only:  # the classic recipe: freeze every encoder block but the last, train it and the head
+        from ptft_keras.training.freezing import set_trainable_groups
+
+        set_trainable_groups(model, 2)
     steps = epochs * int(data.cardinality())
     model.compile(optimizer=ptft.make_optimizer(lr, warmup_ratio=warmup_ratio, total_steps=steps),
                   jit_compile=jit_compile)
@@ -119,12 +124,14 @@ def run_one(args) -> dict:
                     text_normalization=args.text_normalization, warmup_ratio=args.warmup_ratio)
     if name == "transformers_dynamic":
         result = transformers_dynamic(checkpoint, train, dev, **settings)
-    elif name in ("ours", "ours_dynamic", "ours_xla"):
+    elif name in ("ours", "ours_dynamic", "ours_xla", "ours_last_block"):
+        if name == "ours_last_block":
+            settings["lr"] = args.last_block_lr
         result = ours(checkpoint, train, dev, padding="dynamic" if name == "ours_dynamic" else "bucket",
-                      jit_compile=name == "ours_xla", **settings)
+                      jit_compile=name == "ours_xla", last_block_only=name == "ours_last_block", **settings)
     else:
         raise SystemExit(f"unknown runner {name!r}; choose from {', '.join(RUNNERS)}")
-    return {"runner": name, **result, "peak_rss_mib": peak_rss_mib()}
+    return {"runner": name, **result, "lr": settings["lr"], "peak_rss_mib": peak_rss_mib()}
 
 
 def child_command(args, name: str, result_file: str) -> list[str]:
@@ -132,7 +139,7 @@ def child_command(args, name: str, result_file: str) -> list[str]:
                "--data", str(args.data), "--batch-size", str(args.batch_size), "--epochs", str(args.epochs),
                "--lr", repr(args.lr), "--max-length", str(args.max_length), "--seed", str(args.seed),
                "--truncation", args.truncation, "--text-normalization", args.text_normalization,
-               "--warmup-ratio", repr(args.warmup_ratio)]
+               "--warmup-ratio", repr(args.warmup_ratio), "--last-block-lr", repr(args.last_block_lr)]
     if args.rows:
         command += ["--rows", str(args.rows)]
     if args.dev_rows:
@@ -148,6 +155,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--last-block-lr", type=float, default=1e-3,
+                        help="ours_last_block: peak rate (only the last block and the head train)")
     parser.add_argument("--warmup-ratio", type=float, default=0.1, help="linear warmup share, then linear decay")
     parser.add_argument("--max-length", type=int, default=256, help="tokens per example, [CLS] and [SEP] included")
     parser.add_argument("--seed", type=int, default=0)
