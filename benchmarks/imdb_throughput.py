@@ -25,7 +25,6 @@ Writes `benchmarks/results/imdb_throughput.json`.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -37,7 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import SHARED, machine, peak_rss_mib, print_table, write_json  # noqa: E402
+from common import SHARED, peak_rss_mib, print_table, write_json  # noqa: E402
 
 RUNNERS = ("ours", "ours_dynamic", "ours_xla", "ours_last_block", "transformers_dynamic")
 BASELINE = "transformers_dynamic"
@@ -45,15 +44,11 @@ LABEL_IDS = {"negative": 0, "positive": 1}  # the transformers loop's ids; ours 
 
 
 def read_imdb(path, limit=None):
-    """(reviews, sentiment strings) of an IMDb CSV (quoted fields with commas, quotes and newlines)."""
-    texts, labels = [], []
-    with open(path, encoding="utf-8", newline="") as stream:
-        for row in csv.DictReader(stream):
-            texts.append(row["review"])
-            labels.append(row["sentiment"].strip())
-            if limit and len(texts) >= limit:
-                break
-    return texts, labels
+    """(reviews, sentiment strings) of an IMDb CSV, read as `ptft finetune` reads it (`read_examples`)."""
+    from ptft_keras.data.sources import read_examples
+
+    examples = read_examples(str(path), text_column="review", label_column="sentiment")
+    return examples.texts[:limit], examples.labels[:limit]
 
 
 def ours(checkpoint, train, dev, *, batch_size, epochs, lr, seed, max_length, truncation, text_normalization,
@@ -215,8 +210,7 @@ def main(argv=None) -> int:
                 "seed": args.seed, "truncation_ours": args.truncation, "truncation_transformers": "head",
                 "text_normalization_ours": args.text_normalization, "padding_ours": "bucket (ours_dynamic: dynamic)",
                 "padding_transformers": "dynamic", "data": str(args.data)}
-    write_json(args.output, {"benchmark": "imdb_throughput", "settings": settings, "machine": machine(),
-                             "results": rows})
+    write_json(args.output, {"benchmark": "imdb_throughput", "settings": settings, "results": rows})
     return 0 if all("error" not in r for r in rows) else 1
 
 
