@@ -264,13 +264,15 @@ class BertPreTokenizer(tf.Module):
                                                       validate=False)
         return normalized, owner
 
-    def _words(self, texts, max_chars):
+    def _words(self, texts, max_chars, tail_chars=None):
         """Texts -> the words' normalized code points and, for each, the flat index of the
         original code point it comes from (both ragged [batch, words, chars]), and the original
         code points (ragged [batch, chars])."""
         texts = self._mark_special_tokens(tf.convert_to_tensor(texts, tf.string))
         codepoints = tf.strings.unicode_decode(texts, "UTF-8", errors="replace", replacement_char=0xFFFD)
-        if max_chars is not None:
+        if tail_chars is not None:
+            codepoints = keep_ends(codepoints, max_chars or 0, tail_chars)
+        elif max_chars is not None:
             codepoints = codepoints[:, :max_chars]
         normalized, owner = self._normalize(codepoints)
         chars = normalized.flat_values
@@ -289,9 +291,10 @@ class BertPreTokenizer(tf.Module):
 
         return as_words(tf.gather(chars, kept)), as_words(tf.gather(owner, kept)), codepoints
 
-    def __call__(self, texts, *, max_chars=None) -> tf.RaggedTensor:
-        """tf.string [batch] -> tf.string words [batch, None]; `max_chars` caps each text first."""
-        chars, _, _ = self._words(texts, max_chars)
+    def __call__(self, texts, *, max_chars=None, tail_chars=None) -> tf.RaggedTensor:
+        """tf.string [batch] -> tf.string words [batch, None]; `max_chars` caps each text first (with
+        `tail_chars`, its last `tail_chars` code points are kept too: see `keep_ends`)."""
+        chars, _, _ = self._words(texts, max_chars, tail_chars)
         return tf.strings.unicode_encode(chars, "UTF-8")
 
     def split_with_offsets(self, texts, *, max_chars=None):
@@ -314,3 +317,23 @@ class BertPreTokenizer(tf.Module):
     def get_config(self) -> dict:
         return {"lowercase": self.lowercase, "strip_accents": self.strip_accents,
                 "tokenize_chinese_chars": self.tokenize_chinese_chars, "special_tokens": list(self.special_tokens)}
+
+
+def keep_ends(codepoints: tf.RaggedTensor, head_chars: int, tail_chars: int) -> tf.RaggedTensor:
+    """Cut each row of code points [batch, chars] longer than ``head_chars + 1 + tail_chars`` to its first
+    `head_chars` and last `tail_chars` code points, with a space where the middle was (so the two ends'
+    partial words stay apart). Shorter rows are kept whole.
+
+    Example:
+        >>> keep_ends(tf.ragged.constant([[1, 2, 3, 4, 5, 6], [7, 8]]), 1, 2).to_list()
+        [[1, 32, 5, 6], [7, 8]]
+    """
+    rows = codepoints.value_rowids()
+    length = tf.cast(tf.gather(codepoints.row_lengths(), rows), tf.int32)
+    position = positions_in_rows(codepoints)
+    cut = length > head_chars + 1 + tail_chars
+    gap = cut & tf.equal(position, head_chars)
+    keep = ~cut | (position < head_chars) | gap | (length - position <= tail_chars)
+    values = tf.where(gap, tf.cast(_SPACE, codepoints.dtype), codepoints.flat_values)
+    return tf.RaggedTensor.from_value_rowids(tf.boolean_mask(values, keep), tf.boolean_mask(rows, keep),
+                                             nrows=codepoints.nrows(), validate=False)

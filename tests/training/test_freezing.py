@@ -98,9 +98,29 @@ def test_schedule_arithmetic_and_validation():
     steps = FreezeSchedule(head_only=2, unfreeze="gradual", every=3, unit="step")
     assert [steps.trainable_groups(t, 4) for t in (0, 1, 2, 4, 5, 8, 100)] == [1, 1, 2, 2, 3, 4, 4]
     assert FreezeSchedule(head_only=0).trainable_groups(0, 5) == 5
-    for bad in (dict(unfreeze="random"), dict(unit="hour"), dict(every=0), dict(lr_decay=0.0)):
+    top = FreezeSchedule(head_only=2, unfreeze="gradual", every=1, top_blocks=2)
+    assert [top.trainable_groups(t, 5) for t in (0, 2, 3, 4, 50)] == [1, 2, 3, 3, 3]
+    assert FreezeSchedule(head_only=0, top_blocks=0).trainable_groups(9, 5) == 1
+    for bad in (dict(unfreeze="random"), dict(unit="hour"), dict(every=0), dict(lr_decay=0.0), dict(top_blocks=-1)):
         with pytest.raises(ConfigError):
             FreezeSchedule(**bad)
+
+
+def test_only_the_top_block_ever_trains_with_top_blocks_1():
+    """The seed recipe "freeze every encoder layer but the last": after a head-only epoch, the head and
+    the top block train; the lower block and the embeddings stay bitwise equal through the whole fit."""
+    model = tiny_classifier()
+    model.compile(optimizer=make_optimizer(1e-2, warmup_ratio=0.0, total_steps=3 * STEPS_PER_EPOCH))
+    x, y = tiny_data()
+    before = snapshot(model)
+    recorder = Recorder()
+    callback = FreezeThenUnfreeze(FreezeSchedule(head_only=1, top_blocks=1))
+    model.fit(x, y, batch_size=4, epochs=3, callbacks=[callback, recorder], verbose=0)
+    after = recorder.epochs[-1]
+    assert callback.trainable_groups == 2 and len(after) == 4  # head, block 1, block 0, embeddings
+    assert not same(before[0], after[0]) and not same(before[1], after[1])
+    assert same(before[1], recorder.epochs[0][1])  # the top block waited for the head-only epoch
+    assert same(before[2], after[2]) and same(before[3], after[3])
 
 
 def test_gradual_unfreezing_inside_fit():
