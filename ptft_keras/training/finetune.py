@@ -11,7 +11,7 @@ What a run does, with the defaults a user who passes nothing gets:
 3. Choose the sequence length from the training data (95th percentile of the tokenized lengths,
    rounded up to a multiple of 8, capped at the checkpoint's maximum; `data.sequence_length`)
    unless `--sequence-length` is given, and fit long texts with `--truncation` (auto by default:
-   head_tail for single texts, head for pairs; see `data.truncation.resolve_truncation`).
+   head_tail for single texts at 256 tokens and more, else head; see `data.truncation.resolve_truncation`).
 4. Batch in length buckets (each batch padded to the next of a few lengths; fixed shapes on TPU): SST-2
    sentences of ~13 tokens are not padded to 64.
 5. Train with AdamW (peak 1e-4, warmup over the first 10% of steps, linear decay, weight decay
@@ -121,12 +121,13 @@ class FinetuneConfig:
     )
     truncation: str = option(
         AUTO, "long single texts: keep the 'head', the 'tail', 'head_tail' (first --head-tokens + the end), or split "
-        "into overlapping 'windows' whose logits are pooled per document; auto: head_tail (head for text pairs)",
+        "into overlapping 'windows' whose logits are pooled per document; auto: head_tail at sequence lengths of 256 "
+        "and more (single texts), else head",
         choices=(AUTO, *TRUNCATIONS)
     )
     head_tokens: Optional[int] = option(
-        None, "head_tail: tokens kept from the start, the rest of the budget comes from the end (default: 128, or "
-        "half the budget below 256 tokens)", positive=True
+        None, "head_tail: tokens kept from the start, the rest of the budget comes from the end (default: 128 at "
+        "sequence lengths of 256 and more, else half the budget)", positive=True
     )
     window_stride: Optional[int] = option(None, "windows: tokens between window starts (default: half a window)", positive=True)
     window_pooling: str = option("mean", "windows: pool a document's window logits by 'mean' or 'max'", choices=WINDOW_POOLINGS)

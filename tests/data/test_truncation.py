@@ -46,6 +46,17 @@ def test_head_tail_at_bert_scale_is_128_plus_382():
     assert out == list(range(128)) + list(range(1000 - 382, 1000))
 
 
+def test_auto_is_head_tail_for_long_single_texts_only():
+    from ptft_keras.data.truncation import resolve_truncation
+
+    assert resolve_truncation("auto", 510) == ("head_tail", 128)
+    assert resolve_truncation("auto", 254) == ("head_tail", 128)  # sequence length 256: the long-text regime
+    assert resolve_truncation("auto", 253) == ("head", 126)
+    assert resolve_truncation("auto", 510, pairs=True)[0] == "head"
+    assert resolve_truncation("head_tail", 62) == ("head_tail", 31)  # explicit: half the budget at the head
+    assert resolve_truncation("windows", 62, head_tokens=5) == ("windows", 5)
+
+
 def test_truncation_accepts_python_lists_and_works_in_a_graph():
     assert truncate_ids([[1, 2, 3]], 2, "tail").to_list() == [[2, 3]]
     fn = tf.function(lambda ids: truncate_ids(ids, 3, "head_tail", head_tokens=1))

@@ -88,10 +88,9 @@ def test_sequence_length_is_chosen_from_the_training_data_and_printed(run):
     assert config["sequence_length"] == expected
     assert f"sequence length: {expected}" in run.out
     assert run.out.index("sequence length") < run.out.index("Epoch 1/")
-    assert (config["truncation"], config["text_column"], config["epochs"], config["padding"]) == ("head_tail", "sentence", 4, "bucket")
-    head_tokens = min(128, (expected - 2) // 2)  # auto: the resolved strategy and split are what is recorded
-    assert config["head_tokens"] == head_tokens
-    assert f"truncation: head_tail (texts over {expected - 2} tokens keep their first {head_tokens} and last" in run.out
+    # auto: short texts keep their head; the resolved strategy is what is recorded and printed
+    assert (config["truncation"], config["text_column"], config["epochs"], config["padding"]) == ("head", "sentence", 4, "bucket")
+    assert f"truncation: head (texts over {expected - 2} tokens keep their first {expected - 2})" in run.out
 
 
 def test_evaluate_prints_the_metrics_as_json_on_its_last_line(run):
