@@ -245,3 +245,17 @@ def test_xla(tmp_path):
     )
     assert result.model.jit_compile is True and result.info.training_config["padding"] == "bucket"
     assert len(result.history["loss"]) == 2 and result.report["count"] == 6
+
+
+def test_freeze_schedule_from_the_options():
+    from ptft_keras.training.finetune import freeze_schedule
+
+    default = freeze_schedule(FinetuneConfig(), steps_per_epoch=100)
+    assert (default.head_only, default.unit, default.top_blocks) == (30, "step", None)  # the warmup: 10% of 300
+    recipe = freeze_schedule(FinetuneConfig(train_top_blocks=1), steps_per_epoch=100)
+    assert recipe.top_blocks == 1 and recipe.trainable_groups(1_000, num_groups=8) == 2
+    epochs = freeze_schedule(FinetuneConfig(freeze_epochs=1, unfreeze="gradual", train_top_blocks=2))
+    assert [epochs.trainable_groups(e, 8) for e in range(5)] == [1, 2, 3, 3, 3]
+    assert freeze_schedule(FinetuneConfig(freeze_steps=0)).head_only == 0
+    with pytest.raises(ConfigError, match="--train-top-blocks"):
+        freeze_schedule(FinetuneConfig(train_top_blocks=-1), steps_per_epoch=100)
