@@ -67,7 +67,9 @@ def summarize(variant, run_dir, wall_s, peak_rss_kib) -> dict:
     truncation = config["truncation"] + (f" {config['head_tokens']}" if config["truncation"] == "head_tail" else "")
     return {"variant": variant, "truncation": truncation, "sequence_length": config["sequence_length"],
             "best_dev_accuracy": metrics["metrics"]["accuracy"], "best_epoch": None if best is None else best + 1,
-            "dev_by_epoch": " ".join(f"{v:.3f}" for v in by_epoch), "wall_s": round(wall_s),
+            # Keras' per-epoch val_accuracy counts windows for `windows`; the best dev accuracy is per review
+            "dev_by_epoch": " ".join(f"{v:.3f}" for v in by_epoch) + (" (windows)" if config["truncation"] == "windows" else ""),
+            "wall_s": round(wall_s),
             "peak_rss_gib": round(peak_rss_kib / 2**20, 2), "train_top_blocks": config.get("train_top_blocks"),
             "learning_rate": config["learning_rate"], "run_dir": str(run_dir)}
 
