@@ -95,6 +95,24 @@ def resolve_truncation(strategy: str, budget: int, *, pairs: bool = False, head_
     return strategy, int(head_tokens)
 
 
+def describe_truncation(strategy: str, budget: int, *, head_tokens: int | None = DEFAULT_HEAD_TOKENS,
+                        window_stride: int | None = None, window_pooling: str = "mean") -> str:
+    """What `strategy` does to texts over `budget` text tokens, in words (training's log, the model card).
+
+    Example:
+        >>> describe_truncation("head_tail", 510, head_tokens=128)
+        'texts over 510 tokens keep their first 128 and last 382'
+    """
+    what = {
+        "head": f"keep their first {budget}",
+        "tail": f"keep their last {budget}",
+        "head_tail": f"keep their first {head_tokens} and last {budget - (head_tokens or 0)}",
+        "windows": f"are split into windows {window_stride or max(budget // 2, 1)} tokens apart, "
+                   f"logits pooled by {window_pooling}",
+    }[strategy]
+    return f"texts over {budget} tokens {what}"
+
+
 def check_truncation(strategy: str, max_tokens: int, *, head_tokens: int = DEFAULT_HEAD_TOKENS, stride=None) -> None:
     """Raise ConfigError when a strategy's settings cannot work with a budget of `max_tokens` text tokens.
 

@@ -67,9 +67,8 @@ def export_finetuned_dir(directory, output, *, sequence_length=None, text_normal
         >>> export_finetuned_dir("runs/sst2", "saved_models/sst2")  # doctest: +SKIP
         PosixPath('saved_models/sst2/1')
     """
-    from ptft_keras.export.serving import export_model
-
     from ptft_keras.export.predictions import TOKEN_TASK
+    from ptft_keras.export.serving import export_model
 
     model, tokenizer, info, metrics = load_finetuned_dir(directory)
     fitting = dict(truncation=info.truncation, head_tokens=info.head_tokens, window_stride=info.window_stride,

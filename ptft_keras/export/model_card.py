@@ -41,7 +41,7 @@ def _markdown(card: dict) -> str:
         "## Preprocessing (inside the graph)", "",
         f"- text normalisation: `{card['text_normalization'] or 'none'}`",
         f"- WordPiece tokenization with core TensorFlow ops; truncated/padded to {card['sequence_length']} tokens",
-        f"- longer texts: {describe_truncation(card.get('truncation'))}",
+        f"- longer texts: {_describe_truncation(card)}",
         "",
     ]
     for name, sig in card.get("signatures", {}).items():
@@ -62,23 +62,13 @@ def _markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
-def describe_truncation(settings) -> str:
-    """One line on how texts longer than the sequence length are fitted (`ServingModule.truncation`).
+def _describe_truncation(card: dict) -> str:
+    """`data.truncation.describe_truncation` for the card's sequence length and ``truncation`` settings."""
+    from ptft_keras.data.truncation import content_budget, describe_truncation
 
-    Example:
-        >>> describe_truncation({"truncation": "head_tail", "head_tokens": 128})
-        '`head_tail`: the first 128 tokens and the end'
-    """
-    settings = settings if isinstance(settings, dict) else {"truncation": settings or "head"}
-    strategy = settings.get("truncation", "head")
-    detail = {
-        "head": "the first tokens",
-        "tail": "the last tokens",
-        "head_tail": f"the first {settings.get('head_tokens')} tokens and the end",
-        "windows": f"overlapping windows (stride {settings.get('window_stride') or 'half a window'}), "
-                   f"window logits pooled by {settings.get('window_pooling', 'mean')}",
-    }.get(strategy, "")
-    return f"`{strategy}`: {detail}" if detail else f"`{strategy}`"
+    settings = dict(card.get("truncation") or {"truncation": "head"})
+    strategy = settings.pop("truncation")
+    return f"`{strategy}` ({describe_truncation(strategy, content_budget(card['sequence_length']), **settings)})"
 
 
 def _rows(columns: dict) -> list:

@@ -56,6 +56,7 @@ from ptft_keras.data.truncation import (
     WINDOW_POOLINGS,
     check_truncation,
     content_budget,
+    describe_truncation,
     resolve_truncation,
 )
 from ptft_keras.errors import ConfigError, DataError
@@ -263,15 +264,9 @@ def describe_fit(config: FinetuneConfig, sequence_length: int) -> str:
         >>> describe_fit(FinetuneConfig(truncation="head_tail", head_tokens=128), 512)
         'head_tail (texts over 510 tokens keep their first 128 and last 382)'
     """
-    budget = content_budget(sequence_length)
-    what = {
-        "head": f"keep their first {budget}",
-        "tail": f"keep their last {budget}",
-        "head_tail": f"keep their first {config.head_tokens} and last {budget - (config.head_tokens or 0)}",
-        "windows": f"are split into windows {config.window_stride or max(budget // 2, 1)} tokens apart, "
-                   f"logits pooled by {config.window_pooling}",
-    }[config.truncation]
-    return f"{config.truncation} (texts over {budget} tokens {what})"
+    detail = describe_truncation(config.truncation, content_budget(sequence_length), head_tokens=config.head_tokens,
+                                 window_stride=config.window_stride, window_pooling=config.window_pooling)
+    return f"{config.truncation} ({detail})"
 
 
 def model_info(config: FinetuneConfig, label_names, sequence_length: int, output, **resolved):
