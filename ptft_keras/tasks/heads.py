@@ -74,9 +74,12 @@ def run_backbone(backbone, features: dict, training=False):
 
 
 def resolve_pooling(pooling: str, backbone) -> str:
-    """``"auto"`` is ``"pooled"`` on BERT (as transformers' BertForSequenceClassification), else ``"cls"``."""
+    """``"auto"`` is ``"pooled"`` when the encoder has a pooled output (BERT, as transformers'
+    BertForSequenceClassification; `BiLSTMEncoder`), ``"cls"`` on other transformers, else ``"mean"``."""
     if pooling == "auto":
-        return "pooled" if has_pooled_output(backbone) else "cls"
+        if has_pooled_output(backbone):
+            return "pooled"
+        return "cls" if hasattr(backbone, "transformer_layers") else "mean"
     if pooling not in POOLINGS:
         raise ConfigError(f"unknown pooling {pooling!r}; choose one of auto, {', '.join(POOLINGS)}")
     if pooling == "pooled" and not has_pooled_output(backbone):

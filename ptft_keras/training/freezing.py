@@ -61,22 +61,27 @@ UNITS = ("epoch", "step")
 
 
 def layer_groups(model) -> list[list]:
-    """The model's layers grouped top-down by depth (see the module docstring)."""
+    """The model's layers grouped top-down by depth (see the module docstring).
+
+    The blocks are a BERT backbone's `transformer_layers`, else the encoder's `encoder_blocks`
+    (bottom first, e.g. `BiLSTMEncoder`'s LSTM layers); an encoder with neither is one group below
+    the head, so any Keras encoder can be frozen and unfrozen as a whole.
+    """
     backbone = getattr(model, "backbone", None)
-    if backbone is None or not hasattr(backbone, "transformer_layers"):
+    if not isinstance(backbone, keras.Model):
         raise ConfigError(
-            f"{type(model).__name__} has no `backbone` with `transformer_layers`; layer groups need a "
-            "ptft_keras task model (or any model with a keras-hub BERT/DistilBERT `backbone`)"
+            f"{type(model).__name__} has no `backbone` encoder; layer groups need a ptft_keras task model "
+            "(or any model whose `backbone` is a Keras encoder)"
         )
     unused = {id(layer) for layer in getattr(model, "unused_backbone_layers", [])}
-    blocks = list(backbone.transformer_layers)
+    blocks = list(getattr(backbone, "transformer_layers", None) or getattr(backbone, "encoder_blocks", None) or [])
     pooler = getattr(backbone, "pooled_dense", None)
     placed = {id(layer) for layer in blocks} | {id(pooler)}
     head = [layer for layer in model.layers if layer is not backbone and layer.weights]
     if pooler is not None and id(pooler) not in unused:
         head.append(pooler)
     embeddings = [layer for layer in backbone.layers if id(layer) not in placed and layer.weights]
-    return [head] + [[block] for block in reversed(blocks)] + [embeddings]
+    return [head] + [[block] for block in reversed(blocks)] + ([embeddings] if embeddings else [])
 
 
 def layerwise_lr_multipliers(model, decay: float) -> dict[str, float]:
