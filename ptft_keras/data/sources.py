@@ -33,6 +33,7 @@ import glob
 import gzip
 import json
 import os
+import sys
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -162,9 +163,21 @@ def expand_files(source) -> list[str]:
             files.extend(matches)
         elif os.path.isfile(pattern):
             files.append(pattern)
+        elif os.path.isdir(pattern):
+            raise DataError(f"this is a directory, not a file; pass a file in it or a glob such as "
+                            f"{_glob_for_directory(pattern)!r}", path=pattern)
         else:
             raise DataError("no such file", path=pattern)
     return files
+
+
+def _glob_for_directory(directory: str) -> str:
+    """A glob for the data files in `directory`: ``DIR/*.EXT`` with its most common data suffix."""
+    suffixes = [os.path.splitext(name[:-3] if name.endswith(".gz") else name)[1].lower()
+                for name in sorted(os.listdir(directory)) if os.path.isfile(os.path.join(directory, name))]
+    known = [suffix for suffix in suffixes if suffix in (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".txt")]
+    suffix = max(known, key=known.count) if known else ".tsv"
+    return os.path.join(directory, "*" + suffix)
 
 
 def detect_format(path: str) -> str:
@@ -220,8 +233,29 @@ def _validate_columns(found: Sequence[str], wanted: Sequence[str], path: str, li
                             path=path, line=line, field=name)
 
 
+def raise_csv_field_limit() -> int:
+    """Let the `csv` module read fields of any length (its default stops at 128 KiB, which a long
+    document exceeds; texts are truncated later, by tokens). Returns the limit now in force.
+
+    The limit is the largest the platform's C long holds (``sys.maxsize``, halved until accepted).
+
+    Example:
+        >>> raise_csv_field_limit() >= 2**31 - 1
+        True
+    """
+    limit = sys.maxsize
+    while limit > csv.field_size_limit():
+        try:
+            csv.field_size_limit(limit)
+        except OverflowError:
+            limit //= 2
+    return csv.field_size_limit()
+
+
 def _read_delimited(path: str, columns: Sequence[str], bad_rows: BadRows, delimiter: str):
-    """CSV (quoted fields may hold commas, quotes and line breaks) or TSV (no quoting)."""
+    """CSV (quoted fields may hold commas, quotes and line breaks) or TSV (no quoting); fields of
+    any length."""
+    raise_csv_field_limit()
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     bad_lines: dict[int, DataError] = {}
 
@@ -252,9 +286,10 @@ def _read_delimited(path: str, columns: Sequence[str], bad_rows: BadRows, delimi
             fields = next(reader)
         except StopIteration:
             break
-        except csv.Error as err:
-            raise DataError(f"cannot parse the row ({err}); check the quotes", path=path,
-                            line=start) from None
+        except csv.Error as err:  # the reader goes on with the next line, so the row can be skipped
+            last_line = reader.line_num
+            bad_rows.report(DataError(f"cannot parse the row ({err}); check the quotes", path=path, line=start))
+            continue
         last_line = reader.line_num
         bad_line = next((bad_lines[n] for n in range(start, last_line + 1) if n in bad_lines), None)
         if bad_line is not None:

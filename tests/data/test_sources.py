@@ -1,6 +1,8 @@
 """Reading rows from every kind of source, and naming the file and line of every bad row."""
 from __future__ import annotations
 
+import csv
+import doctest
 import gzip
 import json
 import pathlib
@@ -196,6 +198,48 @@ def test_glob_matching_nothing(tmp_path):
     assert_located(error, pattern, None, None, match="matches no files")
 
 
+def test_a_directory_says_so_and_suggests_a_glob(tmp_path):
+    data = tmp_path / "glue"
+    data.mkdir()
+    write(data / "train.tsv", "sentence\tlabel\ngood\t1\n")
+    write(data / "dev.tsv", "sentence\tlabel\ngood\t1\n")
+    write(data / "README.md", "about\n")
+    for source in (str(data), data, [data]):
+        error = read_error(source, **SENTENCE)
+        assert_located(error, data, None, None, match="is a directory, not a file")
+        assert str(data / "*.tsv") in str(error) and "no such file" not in str(error)
+    assert read_examples(str(data / "*.tsv"), **SENTENCE).texts == ["good", "good"]
+
+
+@pytest.fixture
+def default_csv_field_limit():
+    """A fresh process's csv field limit (128 KiB), restored afterwards."""
+    previous = csv.field_size_limit(131072)
+    yield
+    csv.field_size_limit(previous)
+
+
+@pytest.mark.parametrize("name", ["train.tsv", "train.csv", "train.csv.gz"])
+def test_a_megabyte_text_field_is_read_like_any_other(tmp_path, name, default_csv_field_limit):
+    long_text = ("word " * 200_000).strip() + " end"  # 1 MB, no quotes: tokenization truncates it later
+    separator = "\t" if ".tsv" in name else ","
+    path = write(tmp_path / name, f"sentence{separator}label\nshort{separator}0\n{long_text}{separator}1\n"
+                                  f"after{separator}0\n")
+    ex = read_examples(path, **SENTENCE)
+    assert ex.texts == ["short", long_text, "after"] and ex.labels == ["0", "1", "0"]
+    assert ex.locations == [(path, 2), (path, 3), (path, 4)]
+    assert csv.field_size_limit() >= 2**31 - 1
+
+
+def test_skip_bad_rows_skips_a_row_that_cannot_be_parsed(tmp_path):
+    path = write(tmp_path / "train.csv", 'text,label\nfine,1\n"bad"quote,0\nalso fine,1\n')
+    assert_located(read_error(path, label_column="label"), path, 3, None, match="cannot parse the row")
+    with pytest.warns(UserWarning, match=r"skipped 1 bad row\(s\)") as record:
+        ex = read_examples(path, label_column="label", skip_bad_rows=True)
+    assert ex.texts == ["fine", "also fine"] and ex.locations == [(path, 2), (path, 4)]
+    assert f"{path}, line 3" in str(record[0].message)
+
+
 def test_skip_bad_rows_counts_them_in_one_warning(tmp_path):
     path = write(tmp_path / "train.tsv",
                  b"sentence\tlabel\ngood\t1\n\t0\nbad \xff\t1\nonly one field\nfine\t0\n")
@@ -221,3 +265,8 @@ def test_check_text_files_names_the_bad_line_or_counts_it(tmp_path):
     with pytest.warns(UserWarning, match="skipped 1"):
         assert sources.check_text_files([good, bad], skip_bad_rows=True) == 1
     assert list(sources.file_documents(bad)) == [["fine"], ["still fine"]]
+
+
+def test_docstring_examples():
+    result = doctest.testmod(sources, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
