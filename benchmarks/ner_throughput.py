@@ -6,7 +6,7 @@ warmup then linear decay, gradient clipping 1.0), on the same machine, one after
 score is training sentences per second; entity-level F1 on the validation file (conlleval rules,
 `ptft_keras.training.metrics.entity_f1`) checks that the speed does not cost accuracy.
 
-* ours: `ptft finetune --task token-classification` as a user runs it (`finetune_token_classification`
+* ours: `ptft finetune --task token-classification` as a user runs it (`jobs.finetune.finetune`
   with its token-classification defaults; `--our-learning-rate` overrides the peak rate), timed end to
   end (reading, tokenizing, tracing and saving included), without per-epoch validation.
 * transformers: the reference recipe, `AutoModelForTokenClassification` with the fast tokenizer
@@ -62,11 +62,8 @@ def write_subset(sentences: ConllSentences, path) -> Path:
 
 
 def run_ours(checkpoint, train: ConllSentences, dev: ConllSentences, *, epochs, batch_size, lr, seed):
-    from ptft_keras.training.finetune import FinetuneConfig
-    from ptft_keras.training.token_classification_job import (
-        evaluate_token_classification,
-        finetune_token_classification,
-    )
+    from ptft_keras.jobs.finetune import FinetuneConfig, finetune
+    from ptft_keras.jobs.token_kind import evaluate_token_classification
 
     with tempfile.TemporaryDirectory() as folder:
         train_file = write_subset(train, Path(folder) / "train.txt")
@@ -76,7 +73,7 @@ def run_ours(checkpoint, train: ConllSentences, dev: ConllSentences, *, epochs, 
                                 validation_fraction=0.0, seed=seed, verbose=2,
                                 **({"learning_rate": lr} if lr else {}))
         with Timer() as timer:
-            result = finetune_token_classification(config)
+            result = finetune(config)
         report = evaluate_token_classification((result.model, result.tokenizer, result.info), dev_file)
     return {"train_seconds": timer.seconds, "sentences_per_s": epochs * len(train) / timer.seconds,
             "dev_f1": report["metrics"]["f1"], "lr": result.info.training_config["learning_rate"],

@@ -14,11 +14,11 @@ import os as _os
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__version__ = "0.1.0"
+from ptft_keras.version import __version__  # noqa: E402
 
 from ptft_keras.errors import CheckpointError, ConfigError, DataError, PtftError  # noqa: E402
 
-# public name -> module that defines it (data -> models -> tasks -> training -> export)
+# public name -> module that defines it (data -> models -> training -> tasks -> export -> jobs)
 _EXPORTS = {
     "Tokenizer": "ptft_keras.data.tokenizer",
     "train_wordpiece_vocabulary": "ptft_keras.data.vocab",
@@ -38,13 +38,13 @@ _EXPORTS = {
     "make_optimizer": "ptft_keras.training.optimizer",
     "FreezeSchedule": "ptft_keras.training.freezing",
     "FreezeThenUnfreeze": "ptft_keras.training.freezing",
-    "PretrainConfig": "ptft_keras.training.pretrain",
-    "pretrain": "ptft_keras.training.pretrain",
-    "FinetuneConfig": "ptft_keras.training.finetune",
-    "finetune": "ptft_keras.training.finetune",
-    "evaluate": "ptft_keras.training.evaluate",
-    "predict": "ptft_keras.training.predict",
-    "load_model_dir": "ptft_keras.training.model_dir",
+    "PretrainConfig": "ptft_keras.jobs.pretrain",
+    "pretrain": "ptft_keras.jobs.pretrain",
+    "FinetuneConfig": "ptft_keras.jobs.finetune",
+    "finetune": "ptft_keras.jobs.finetune",
+    "evaluate": "ptft_keras.jobs.evaluate",
+    "predict": "ptft_keras.jobs.predict",
+    "load_model_dir": "ptft_keras.jobs.model_dir",
     "export_model": "ptft_keras.export.serving",
 }
 

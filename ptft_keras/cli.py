@@ -16,57 +16,14 @@ import sys
 
 from ptft_keras.config import add_arguments, from_args
 from ptft_keras.errors import PtftError
+from ptft_keras.jobs.commands import COMMANDS, config_class, register
 
-# name -> (module, config class, required fields, one-line help)
-COMMANDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
-    "quickstart": (
-        "ptft_keras.quickstart",
-        "QuickstartConfig",
-        (),
-        "run the whole story offline: pretrain -> fine-tune -> evaluate -> export -> reload",
-    ),
-    "embed": ("ptft_keras.quickstart", "EmbedConfig", (), "print sentence embeddings from a checkpoint"),
-    "pretrain": (
-        "ptft_keras.training.pretrain",
-        "PretrainConfig",
-        ("corpus", "output"),
-        "masked-LM (+NSP) pretraining, from scratch or continued from a checkpoint",
-    ),
-    "finetune": (
-        "ptft_keras.training.finetune",
-        "FinetuneConfig",
-        ("train", "output"),
-        "fine-tune a checkpoint on a labelled task (freeze-then-unfreeze by default)",
-    ),
-    "evaluate": (
-        "ptft_keras.training.evaluate",
-        "EvaluateConfig",
-        ("model", "data"),
-        "evaluate a fine-tuned model; prints one JSON object of metrics on its last line",
-    ),
-    "predict": (
-        "ptft_keras.training.predict",
-        "PredictConfig",
-        ("model", "data", "output"),
-        "predict on a CSV/TSV/JSONL file (CoNLL for token classification)",
-    ),
-    "export": (
-        "ptft_keras.export.job",
-        "ExportConfig",
-        ("model", "output"),
-        "export a fine-tuned model as a TF Serving SavedModel (raw strings in, predictions out)",
-    ),
-}
-
-
-def register(name: str, module: str, config_class: str, required: tuple[str, ...], help: str) -> None:  # noqa: A002
-    COMMANDS[name] = (module, config_class, required, help)
+__all__ = ["COMMANDS", "build_parser", "config_class", "main", "register"]
 
 
 def _load(name: str):
-    module_name, class_name, required, _ = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    return module, getattr(module, class_name), required
+    module_name, _, required, _ = COMMANDS[name]
+    return importlib.import_module(module_name), config_class(name), required
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -78,14 +35,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, _, required, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == command:  # only the chosen job's module is imported (it pulls in TensorFlow)
-            _, config_cls, _ = _load(name)
-            add_arguments(p, config_cls, required=required)
+        if name == command:  # only the chosen job's options are imported (never TensorFlow)
+            add_arguments(p, config_class(name), required=required)
     return parser
 
 
 def _version() -> str:
-    from ptft_keras import __version__
+    from ptft_keras.version import __version__
 
     return f"ptft_keras {__version__}"
 

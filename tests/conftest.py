@@ -7,6 +7,11 @@
   work: with torch 2.13 and TF 2.21 in one process, importing triton after TF can segfault.
 """
 import os
+import sys
+from pathlib import Path
+
+# test helper packages (tests/export/helpers.py, ...) import as `export.helpers` from any test folder
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -36,11 +36,30 @@ def test_no_command_prints_help(capsys):
 def test_readme_configuration_reference_is_current():
     from pathlib import Path
 
-    from ptft_keras import config_reference
+    from ptft_keras.jobs import config_reference
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     start = readme.index(config_reference.BEGIN) + len(config_reference.BEGIN) + 1
     end = readme.index(config_reference.END)
     assert readme[start:end] == config_reference.reference(), (
-        "README's configuration reference is stale: run python -m ptft_keras.config_reference --write README.md"
+        "README's configuration reference is stale: run python -m ptft_keras.jobs.config_reference --write README.md"
     )
+
+
+@pytest.mark.parametrize("argv", [["--help"], *[[command, "--help"] for command in sorted(cli.COMMANDS)]])
+def test_help_loads_no_tensorflow_and_answers_at_once(argv):
+    """`ptft --help` and `ptft COMMAND --help` in a fresh interpreter: no TensorFlow, Keras or NumPy-heavy job
+    module is imported, and the process ends within a second (Python's own start-up included)."""
+    import subprocess
+    import sys
+    import time
+
+    probe = ("import sys\nfrom ptft_keras import cli\ntry:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print('LOADED', sorted(m for m in ('tensorflow', 'keras', 'keras_hub') if m in sys.modules))")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "LOADED []"
+    assert "usage: ptft" in done.stdout and not done.stderr
+    assert elapsed < 2.0, f"{argv}: {elapsed:.2f} s"  # under 1 s on an idle machine; slack for a busy CI

@@ -127,15 +127,22 @@ class LabelVocabulary:
         reported when the targets are encoded).
         """
         seen = set()
+        kinds = {}  # "integer" | "text" -> [rows, first (path, line, label)]
         for i, value in enumerate(raw_labels):
             path, line = locations[i] if locations is not None else (None, None)
             where = {"path": path, "line": line, "field": field}
             try:
-                seen.update(split_multilabel(value, separator, **where) if multilabel
-                            else [_label_key(value, **where)])
+                labels = split_multilabel(value, separator, **where) if multilabel else [_label_key(value, **where)]
             except DataError:
                 if not skip_invalid:
                     raise
+                continue
+            seen.update(labels)
+            for label in labels:
+                kind = kinds.setdefault("integer" if _is_int(label) else "text", [0, (path, line, label)])
+                kind[0] += 1
+        if len(kinds) == 2:
+            _raise_mixed_kinds(kinds, field)
         numeric = all(_is_int(label) for label in seen)
         return cls(sorted(seen, key=(lambda label: int(label)) if numeric else None))
 
@@ -231,3 +238,17 @@ def encode_targets(raw_labels: Sequence[Any], locations: Sequence[tuple[str, int
     dtype = np.int32 if task == "classification" else np.float32
     shape = (0, len(vocabulary)) if task == "multilabel" and not targets else (len(targets),)
     return (np.asarray(targets, dtype) if targets else np.zeros(shape, dtype)), kept
+
+
+def _raise_mixed_kinds(kinds: dict, field: str | None) -> None:
+    """One column holding integer labels and text labels is almost always a mistake (``0``/``1`` beside
+    ``neg``/``pos``): name the first row of the rarer kind and both kinds."""
+    minority = min(kinds, key=lambda kind: (kinds[kind][0], kind))
+    majority = "text" if minority == "integer" else "integer"
+    path, line, label = kinds[minority][1]
+    example = kinds[majority][1][2]
+    raise DataError(
+        f"labels of two kinds in one column: {kinds[majority][0]} {majority} labels (e.g. {example!r}) and "
+        f"{kinds[minority][0]} {minority} labels, the first being {label!r} here; use one kind of label "
+        "(map the others, or fix this row)", path=path, line=line, field=field,
+    )

@@ -41,7 +41,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 _MASK_SALT, _NSP_SALT = 1, 2
 
 
-def _pack(tokenizer, batch: dict, width, sequence_length: int, fixed_batch: int | None) -> dict:
+def pack_batch(tokenizer, batch: dict, width, sequence_length: int, fixed_batch: int | None) -> dict:
     """Ragged ``first``/``second`` -> int32 features ``[B, width]`` (see ``batch_examples``).
 
     The tokenizer adds ``[CLS]``/``[SEP]``, truncates longest-first and leaves out
@@ -56,7 +56,7 @@ def _pack(tokenizer, batch: dict, width, sequence_length: int, fixed_batch: int 
     return features
 
 
-def _check_sizes(batch_size: int, sequence_length: int, tokenizer) -> None:
+def check_batch_sizes(batch_size: int, sequence_length: int, tokenizer) -> None:
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     limit = getattr(tokenizer, "model_max_length", None)
@@ -121,7 +121,7 @@ def make_finetune_dataset(source, tokenizer, *, text_column: str = sources.TEXT_
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     sequence_length = int(sequence_length or tokenizer.model_max_length)
-    _check_sizes(batch_size, sequence_length, tokenizer)
+    check_batch_sizes(batch_size, sequence_length, tokenizer)
     examples = sources.read_examples(source, text_column=text_column,
                                      text_pair_column=text_pair_column, label_column=label_column,
                                      skip_bad_rows=skip_bad_rows, file_format=file_format)
@@ -152,7 +152,7 @@ def make_finetune_dataset(source, tokenizer, *, text_column: str = sources.TEXT_
                 for name, value in batch.items()}
 
     def pack(batch, width):
-        features = _pack(tokenizer, batch, width, sequence_length,
+        features = pack_batch(tokenizer, batch, width, sequence_length,
                          batch_size if padding == "fixed" and drop_remainder else None)
         return (features, batch["label"]) if label_column else features
 
@@ -249,7 +249,7 @@ def make_pretraining_dataset(source, tokenizer, *, batch_size: int, sequence_len
         >>> features["token_ids"].shape, labels["mlm"].shape, weights["mlm"].dtype.name
         (TensorShape([1, 16]), TensorShape([1, 20]), 'float32')
     """
-    _check_sizes(batch_size, sequence_length, tokenizer)
+    check_batch_sizes(batch_size, sequence_length, tokenizer)
     if nsp and not packing:
         raise ConfigError("nsp=True needs packing=True: pairs are cut from packed documents")
     num_special = 3 if nsp else 2
@@ -294,7 +294,7 @@ def make_pretraining_dataset(source, tokenizer, *, batch_size: int, sequence_len
 
     def mask(index, batch_and_width):
         batch, width = batch_and_width
-        features = _pack(tokenizer, batch, width, sequence_length, fixed_batch)
+        features = pack_batch(tokenizer, batch, width, sequence_length, fixed_batch)
         masked = masker(features["token_ids"], _seed_for(seed, _MASK_SALT, index),
                         padding_mask=features["padding_mask"])
         features.update(token_ids=masked["token_ids"], mask_positions=masked["mask_positions"])

@@ -37,6 +37,8 @@ import numpy as np
 import tensorflow as tf
 
 from ptft_keras.data import batching
+from ptft_keras.data.pipeline import check_batch_sizes, pack_batch
+from ptft_keras.data.sequence_length import choose_sequence_length
 from ptft_keras.data.truncation import content_budget, split_windows
 from ptft_keras.errors import ConfigError, DataError
 
@@ -83,7 +85,6 @@ def longest_sequence_length(word_pieces: tf.RaggedTensor, max_length: int) -> in
         >>> longest_sequence_length(tf.ragged.constant([[[5], [6, 7]], [[8]]]), max_length=512)
         8
     """
-    from ptft_keras.data.sequence_length import choose_sequence_length
 
     pieces = word_pieces.merge_dims(1, 2).row_lengths().numpy()
     return choose_sequence_length(pieces + 2, max_length=max_length, percentile=100)
@@ -277,14 +278,13 @@ def windows_dataset(aligned: AlignedWords, tokenizer, *, batch_size: int, paddin
         >>> labels.numpy().tolist()  # doctest: +SKIP
         [[-100, 1, 2, -100, -100]]
     """
-    from ptft_keras.data.pipeline import _check_sizes, _pack  # the pipeline's own packing, shared
 
     if padding not in PADDINGS:
         raise ConfigError(f"unknown padding {padding!r}; use one of {', '.join(PADDINGS)}")
     if with_labels and aligned.labels is None:
         raise ConfigError("these windows have no labels: align_words(..., word_labels) to train or evaluate on them")
     sequence_length = aligned.sequence_length
-    _check_sizes(batch_size, sequence_length, tokenizer)
+    check_batch_sizes(batch_size, sequence_length, tokenizer)
     columns = {"first": aligned.piece_ids}
     if with_labels:
         columns["label"] = aligned.labels
@@ -305,7 +305,7 @@ def windows_dataset(aligned: AlignedWords, tokenizer, *, batch_size: int, paddin
     dynamic = tf.constant(batching.DYNAMIC_WIDTH, tf.int32)
 
     def pack(batch, width):
-        features = _pack(tokenizer, batch, dynamic if padding == "grouped" else width, sequence_length, fixed_batch)
+        features = pack_batch(tokenizer, batch, dynamic if padding == "grouped" else width, sequence_length, fixed_batch)
         outputs = [features]
         if with_labels:
             outputs.append(pack_labels(batch["label"], tf.shape(features["token_ids"])[1]))

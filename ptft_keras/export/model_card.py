@@ -84,7 +84,7 @@ def write_model_card(folder, *, model_name: str, task: str, sequence_length: int
 
     `metadata` keys (e.g. ``training_config``, ``metrics``) are copied into the card as they are.
     """
-    from ptft_keras import __version__
+    from ptft_keras.version import __version__
 
     card = {
         "model_name": model_name,

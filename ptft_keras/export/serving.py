@@ -38,7 +38,7 @@ from ptft_keras.export.layout import new_version_dir
 from ptft_keras.export.model_card import describe_signature, write_model_card
 from ptft_keras.export.portability import custom_op_types
 from ptft_keras.export.predictions import LABELLED_TASKS, TOKEN_TASK, check_task, task_outputs
-from ptft_keras.export.text_normalization import check_mode, normalize_text
+from ptft_keras.data.text_rewrites import check_mode, normalize_text
 from ptft_keras.export.token_predictions import word_tag_outputs
 from ptft_keras.export.warmup import write_warmup_requests
 
@@ -210,7 +210,7 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
             logits, else from its ``problem_type`` (a `SequenceClassifier`), else classification.
         label_names: class (or BIO tag) names in id order; default: ``model.label_names``.
         sequence_length: texts are truncated (and padded) to this many tokens, specials included.
-        text_normalization: a mode of `ptft_keras.export.text_normalization`, the one used in training.
+        text_normalization: a mode of `ptft_keras.data.text_rewrites`, the one used in training.
         pair: the model reads sentence pairs; the signature then also takes ``text_pair``.
         metadata: anything to record in the model card, e.g. ``{"training_config": {...}, "metrics": {...}}``.
         model_name: the TF Serving model name used in warmup requests and the card (default: the base dir name).

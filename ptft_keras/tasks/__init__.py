@@ -5,7 +5,7 @@ file; the shared pieces (calling a backbone, pooling, the dense head) are in `he
 Keras plumbing (compile defaults, config, loading) in `task.py`.
 """
 from ptft_keras.tasks.heads import IGNORE_INDEX, ClassificationHead
-from ptft_keras.tasks.qa_features import QAFeatures, QAFeaturizer, best_answers
+from ptft_keras.data.qa_features import QAFeatures, QAFeaturizer, best_answers
 from ptft_keras.tasks.question_answerer import QuestionAnswerer
 from ptft_keras.tasks.sequence_classifier import SequenceClassifier
 from ptft_keras.tasks.task import TaskModel

@@ -19,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 
-import tensorflow as tf
-
 from ptft_keras.errors import ConfigError
 
 STRATEGIES = ("default", "auto", "one_device", "mirrored", "multi_worker", "tpu")
@@ -28,6 +26,7 @@ STRATEGIES = ("default", "auto", "one_device", "mirrored", "multi_worker", "tpu"
 
 def tpu_cluster_resolver(tpu: str | None):
     """The cluster resolver for a TPU address; building it does not contact the TPU."""
+    import tensorflow as tf  # here: the strategy names load without TensorFlow
     if not tpu:
         raise ConfigError(
             "strategy 'tpu' needs a TPU address: pass --tpu NAME_OR_GRPC_ADDRESS (e.g. 'local' on a TPU VM, "
@@ -57,6 +56,7 @@ def _check_tf_config() -> dict:
 
 def resolve(name: str = "default", *, tpu: str | None = None, devices: list[str] | None = None):
     """Return the `tf.distribute.Strategy` called `name` (see the module docstring)."""
+    import tensorflow as tf  # here: the strategy names load without TensorFlow
     name = (name or "default").replace("-", "_").lower()
     if name not in STRATEGIES:
         raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
@@ -82,11 +82,13 @@ def resolve(name: str = "default", *, tpu: str | None = None, devices: list[str]
 
 def needs_static_shapes(strategy) -> bool:
     """TPUs (and XLA in general) want fixed batch and sequence shapes: `drop_remainder`, fixed padding."""
+    import tensorflow as tf  # here: the strategy names load without TensorFlow
     return isinstance(strategy, tf.distribute.TPUStrategy)
 
 
 def is_chief(strategy=None) -> bool:
     """True on the worker that should write checkpoints/exports (always True outside multi-worker)."""
+    import tensorflow as tf  # here: the strategy names load without TensorFlow
     strategy = strategy or tf.distribute.get_strategy()
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):

@@ -121,3 +121,14 @@ def test_config_errors():
         encode_targets([], [], task="ranking")
     with pytest.raises(ConfigError, match="needs a label vocabulary"):
         encode_targets([], [], task="classification")
+
+
+def test_mixed_label_kinds_in_one_column_name_the_first_row_of_the_rarer_kind():
+    labels = ["0", "1", "1", "neg", "0", "pos", "1"]
+    locations = [("train.tsv", line) for line in range(2, 2 + len(labels))]
+    with pytest.raises(DataError) as error:
+        LabelVocabulary.learn(labels, locations=locations, field="label")
+    message = str(error.value)
+    assert message.startswith("train.tsv, line 5, field 'label'")
+    assert "5 integer labels" in message and "2 text labels" in message and "'neg'" in message
+    assert LabelVocabulary.learn(["0", 1, "1"]).labels == ["0", "1"]  # one kind, whatever the types

@@ -14,7 +14,7 @@ import tensorflow as tf
 from ptft_keras.errors import CheckpointError, ConfigError
 from ptft_keras.export import serving
 from ptft_keras.export.serving import export_model
-from ptft_keras.export.text_normalization import normalize_text
+from ptft_keras.data.text_rewrites import normalize_text
 
 from .helpers import LABELS, SEQUENCE_LENGTH, fitted_reference_logits, outputs_to_rest, reference_outputs, rest_to_kwargs, tiny_classifier
 

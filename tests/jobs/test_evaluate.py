@@ -9,8 +9,8 @@ from test_model_dir import write_tiny_model_dir
 
 from ptft_keras.cli import main
 from ptft_keras.errors import DataError
-from ptft_keras.training.evaluate import evaluate
-from ptft_keras.training.model_dir import load_model_dir
+from ptft_keras.jobs.evaluate import evaluate
+from ptft_keras.jobs.model_dir import load_model_dir
 
 ROWS = [("a good film", "pos"), ("dull and boring", "neg"), ("fun fun fun", "pos"), ("the plot was awful", "neg"),
         ("not good", "neg"), ("great acting", "pos")]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ptft_keras.errors import DataError
-from ptft_keras.training.report import format_report, plot_curves, task_report, write_report
+from ptft_keras.jobs.report import format_report, plot_curves, task_report, write_report
 
 NAMES = ["neg", "neu", "pos"]
 Y_TRUE = [0, 0, 0, 1, 1, 2, 2, 2, 2, 2]

@@ -1,6 +1,6 @@
 """`ptft export`: a fine-tuned model directory -> a TF Serving SavedModel (a new integer version).
 
-The model directory is the one `ptft finetune --output DIR` writes (`ptft_keras.training.model_dir`):
+The model directory is the one `ptft finetune --output DIR` writes (`ptft_keras.jobs.model_dir`):
 ``model.keras``, ``tokenizer/``, ``labels.json`` (task + label names), ``training_config.json`` (sequence
 length, text normalisation, text pair column, ...) and ``metrics.json``. Options left unset are taken
 from that directory, so the exported graph preprocesses text exactly as training did. The last line
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from ptft_keras.config import option
-from ptft_keras.export.text_normalization import MODES
+from ptft_keras.data.text_rewrites import MODES
 
 DEFAULT_SEQUENCE_LENGTH = 128
 
@@ -50,7 +50,7 @@ def load_finetuned_dir(directory):
         >>> info.task, info.label_names  # doctest: +SKIP
         ('classification', ['negative', 'positive'])
     """
-    from ptft_keras.training.model_dir import METRICS_FILE, load_model_dir
+    from ptft_keras.jobs.model_dir import METRICS_FILE, load_model_dir
 
     model, tokenizer, info = load_model_dir(directory)
     metrics_path = Path(directory) / METRICS_FILE
@@ -74,12 +74,12 @@ def export_finetuned_dir(directory, output, *, sequence_length=None, text_normal
     fitting = dict(truncation=info.truncation, head_tokens=info.head_tokens, window_stride=info.window_stride,
                    window_pooling=info.window_pooling)
     if info.task == TOKEN_TASK:
-        if info.truncation != "head":
+        if info.truncation not in ("head", "windows"):
             warnings.warn(
                 f"the model was fine-tuned with truncation={info.truncation!r}; the token-classification export "
                 "tags the words of the first sequence_length tokens only", stacklevel=2,
             )
-        fitting = {}
+        fitting = {}  # training's windows keep every word's label; the export tags the first sequence_length tokens
     return export_model(
         model,
         tokenizer,

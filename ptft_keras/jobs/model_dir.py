@@ -17,7 +17,7 @@ Layout (written by `ptft finetune --output DIR`; read by `ptft evaluate/predict/
 `load_model_dir(dir) -> (model, tokenizer, info)` is the stable entry point; `info` is a `ModelInfo`.
 
 Example:
-    >>> from ptft_keras.training.model_dir import load_model_dir
+    >>> from ptft_keras.jobs.model_dir import load_model_dir
     >>> model, tokenizer, info = load_model_dir("runs/sst2")  # doctest: +SKIP
     >>> info.task, info.label_names, info.sequence_length  # doctest: +SKIP
     ('classification', ['0', '1'], 64)

@@ -7,8 +7,8 @@ import pytest
 
 from ptft_keras.data.tokenizer import Tokenizer
 from ptft_keras.errors import CheckpointError, ConfigError, DataError
-from ptft_keras.tasks import qa_features
-from ptft_keras.tasks.qa_features import QAFeaturizer, best_answers
+from ptft_keras.data import qa_features
+from ptft_keras.data.qa_features import QAFeaturizer, best_answers
 
 FILLER = "The lake is calm in winter and busy in summer when tourists arrive by train. "
 CONTEXT = (

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from ptft_keras.cli import main
 from ptft_keras.errors import ConfigError
-from ptft_keras.quickstart import (
+from ptft_keras.jobs.quickstart import (
     CORPUS_FILE,
     MARKER_FILE,
     SAMPLE_DEV,
@@ -131,8 +131,8 @@ def test_evaluation_table_is_on_the_whole_dev_set(run):
 
 
 def test_reloaded_export_predicts_what_the_fine_tuned_model_predicts(run):
-    from ptft_keras.training.model_dir import load_model_dir
-    from ptft_keras.training.predict import predict_logits
+    from ptft_keras.jobs.model_dir import load_model_dir
+    from ptft_keras.jobs.sequence_kind import predict_logits
 
     serve = tf.saved_model.load(str(run.export / "1")).signatures["serving_default"]
     served = serve(text=tf.constant(SENTENCES))
@@ -148,9 +148,9 @@ def test_reloaded_export_predicts_what_the_fine_tuned_model_predicts(run):
 
 
 def test_docstring_examples():
-    import ptft_keras.quickstart
+    import ptft_keras.jobs.quickstart
 
-    result = doctest.testmod(ptft_keras.quickstart, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(ptft_keras.jobs.quickstart, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0
 
 
@@ -191,7 +191,7 @@ def test_data_sources_of_each_option():
 
 
 def test_without_an_evaluation_file_the_table_is_the_held_out_rows(tmp_path, capsys):
-    from ptft_keras.training.report import task_report
+    from ptft_keras.jobs.report import task_report
 
     held_out = task_report("classification", [0, 1, 1], np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), ["neg", "pos"])
     finetuned = SimpleNamespace(report=held_out)

@@ -10,15 +10,15 @@ import pytest
 from test_finetune import cli
 
 from ptft_keras.data.conll import read_conll
-from ptft_keras.training.finetune import FinetuneConfig
+from ptft_keras.jobs.finetune import FinetuneConfig
 from ptft_keras.training.metrics import entity_f1
-from ptft_keras.training.model_dir import load_model_dir
-from ptft_keras.training.token_classification_job import (
+from ptft_keras.jobs.model_dir import load_model_dir
+from ptft_keras.jobs.token_kind import (
     TOKEN_CLASSIFICATION_DEFAULTS,
     entity_report,
     predict_tags,
     tags_from_logits,
-    with_task_defaults,
+    TokenKind,
     word_loss,
 )
 
@@ -164,9 +164,9 @@ def test_evaluate_names_the_line_of_an_unknown_tag(run, tmp_path):
 
 
 def test_token_classification_defaults_apply_only_to_untouched_options():
-    config = with_task_defaults(FinetuneConfig(task="token-classification"))
+    config = TokenKind().with_defaults(FinetuneConfig(task="token-classification"))
     assert {name: getattr(config, name) for name in TOKEN_CLASSIFICATION_DEFAULTS} == TOKEN_CLASSIFICATION_DEFAULTS
-    mine = with_task_defaults(FinetuneConfig(task="token-classification", learning_rate=3e-5, freeze_epochs=2,
+    mine = TokenKind().with_defaults(FinetuneConfig(task="token-classification", learning_rate=3e-5, freeze_epochs=2,
                                              layer_lr_decay=0.8))
     assert (mine.learning_rate, mine.freeze_epochs, mine.layer_lr_decay) == (3e-5, 2, 0.8)
 
@@ -213,3 +213,73 @@ def test_word_loss_is_keras_cross_entropy_and_tags_come_per_sentence():
 def test_conll_reader_sees_what_the_job_writes(run):
     data = read_conll(run.root / "train.txt")
     assert data.scheme == "BIOES" and len(data) == 160
+
+
+def test_padding_and_truncation_are_decided_once_for_ner(run):
+    """--padding auto groups windows by length (padded to the longest, not to bucket boundaries), and
+    --truncation auto is recorded as the windows training used, so the export does not warn."""
+    config = json.loads((run.dir / "training_config.json").read_text())
+    assert (config["padding"], config["truncation"]) == ("grouped", "windows")
+    assert "truncation: windows" in run.out
+
+
+def test_ner_refuses_a_truncation_that_would_drop_labels(tmp_path):
+    from ptft_keras.errors import ConfigError
+    from ptft_keras.jobs.task_kind import Splits
+
+    config = FinetuneConfig(task="token-classification", truncation="head")
+    with pytest.raises(ConfigError, match="--truncation head is not available"):
+        TokenKind().resolve_fit(config, 24, Splits(None, None, None))
+
+
+def test_ner_export_gives_no_warning(run, tmp_path):
+    import warnings
+
+    from ptft_keras.jobs.export import export_finetuned_dir
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        version = export_finetuned_dir(run.dir, tmp_path / "served")
+    assert (version / "saved_model.pb").is_file()
+
+
+@pytest.mark.parametrize("name, body, kind", [
+    ("a.txt", "EU B-ORG\nrejects O\n\nPeter B-PER\n", "conll"),
+    ("b.txt", "EU\nrejects\n\nPeter\n", "conll"),
+    ("c.txt", "EU rejects German call .\nPeter Blackburn visited Paris\n", "text"),
+    ("d.iob", "EU rejects German call\n", "conll"),
+    ("e.tsv", "text\nEU rejects\n", "columns"),
+    ("f.jsonl", '{"text": "EU rejects"}\n', "columns"),
+])
+def test_predict_input_kind_follows_the_file(tmp_path, name, body, kind):
+    from ptft_keras.jobs.token_kind import input_kind
+
+    (tmp_path / name).write_text(body, encoding="utf-8")
+    assert input_kind(tmp_path / name) == kind
+
+
+def test_predict_reads_plain_text_and_columns_by_what_the_file_is(run, tmp_path):
+    words = run.dev[0][0]
+    (tmp_path / "plain.txt").write_text(" ".join(words) + "\n\nParis\n", encoding="utf-8")
+    code, out, err = cli("predict", "--model", run.dir, "--data", tmp_path / "plain.txt", "--output",
+                         tmp_path / "plain.jsonl")
+    assert code == 0, err
+    assert "as plain text (one sentence a line" in out
+    rows = [json.loads(line) for line in (tmp_path / "plain.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rows] == [1, 3] and rows[0]["words"] == words and len(rows[0]["tags"]) == len(words)
+    assert rows[0]["tags"] == predict_tags(load_model_dir(run.dir), [words])[0] and rows[1]["tags"] == ["B-LOC"]
+
+    (tmp_path / "rows.tsv").write_text("id\ttext\n7\t" + " ".join(words) + "\n", encoding="utf-8")
+    code, out, err = cli("predict", "--model", run.dir, "--data", tmp_path / "rows.tsv", "--output",
+                         tmp_path / "rows.pred.tsv")
+    assert code == 0, err
+    assert "rows with a text column 'text'" in out
+    header, row = (tmp_path / "rows.pred.tsv").read_text().splitlines()
+    assert header == "id\ttext\tprediction" and row.split("\t")[2] == " ".join(rows[0]["tags"])
+
+
+def test_predict_refuses_an_output_extension_that_is_not_the_format_written(run, tmp_path):
+    (tmp_path / "plain.txt").write_text("Paris\n", encoding="utf-8")
+    code, _, err = cli("predict", "--model", run.dir, "--data", tmp_path / "plain.txt", "--output",
+                       tmp_path / "plain.tsv")
+    assert code == 2 and "written as jsonl" in err and not (tmp_path / "plain.tsv").exists()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ptft_keras.errors import CheckpointError
-from ptft_keras.training.model_dir import (
+from ptft_keras.jobs.model_dir import (
     CONFIG_FILE,
     LABELS_FILE,
     MODEL_FILE,
@@ -51,7 +51,7 @@ def write_tiny_checkpoint(directory, model_type="bert"):
 def write_tiny_model_dir(directory, *, task="classification", label_names=("neg", "pos"), **training_config):
     """A fine-tuned model directory holding a random tiny classifier (no training: fast)."""
     from ptft_keras.tasks.sequence_classifier import SequenceClassifier
-    from ptft_keras.training.finetune import SEQUENCE_TASKS
+    from ptft_keras.jobs.sequence_kind import SEQUENCE_TASKS
 
     keras.utils.set_random_seed(0)
     label_names = list(label_names) if task != "regression" else []

@@ -10,8 +10,9 @@ from test_model_dir import write_tiny_model_dir
 
 from ptft_keras.cli import main
 from ptft_keras.errors import ConfigError
-from ptft_keras.training.model_dir import load_model_dir
-from ptft_keras.training.predict import predict, predict_logits, predictions_from_logits, write_predictions
+from ptft_keras.jobs.model_dir import load_model_dir
+from ptft_keras.jobs.predict import predict
+from ptft_keras.jobs.sequence_kind import predict_logits, predictions_from_logits, write_predictions
 
 LONG = "the movie was very good and the plot was fun but the film is not a very good film and the plot was dull"
 

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from ptft_keras.errors import ConfigError
-from ptft_keras.export.text_normalization import MODES, check_mode, normalize_text
+from ptft_keras.data.text_rewrites import MODES, check_mode, normalize_text
 
 TEXTS = ["one<br />two", "a<br>b<BR/>c<br  / >d", "no breaks here", "", "é<br/>🙂"]
 

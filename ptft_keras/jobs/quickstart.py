@@ -19,11 +19,11 @@ Example:
     $ ptft quickstart                                    # 1 to 3 minutes on 2 CPU cores
     $ ptft quickstart --train reviews.csv --eval held_out.csv --text-column text --label-column stars
 
-    >>> from ptft_keras.quickstart import QuickstartConfig, SAMPLE_TRAIN
+    >>> from ptft_keras.jobs.quickstart import QuickstartConfig, SAMPLE_TRAIN
     >>> config = QuickstartConfig()
     >>> config.output, config.export_dir, SAMPLE_TRAIN.name
     ('runs/quickstart', 'saved_models/quickstart', 'sentiment_train.tsv')
-    >>> from ptft_keras.quickstart import embed
+    >>> from ptft_keras.jobs.quickstart import embed
     >>> vectors = embed(["A first sentence.", "Another one."])  # doctest: +SKIP
     >>> vectors.shape  # doctest: +SKIP
     (2, 384)
@@ -227,7 +227,7 @@ def _stage(number: int, title: str) -> None:
 
 
 def _pretrain(config: QuickstartConfig, checkpoint: str, corpus: Path, output: Path, verbose: int):
-    from ptft_keras.training.pretrain import pretrain
+    from ptft_keras.jobs.pretrain import pretrain
 
     steps = config.pretrain_steps
     result = pretrain(
@@ -244,8 +244,8 @@ def _pretrain(config: QuickstartConfig, checkpoint: str, corpus: Path, output: P
 def _evaluate(finetuned, data: _Data, config: QuickstartConfig, output: Path) -> tuple[dict, dict]:
     """`(report, files)` on the evaluation set, or the fine-tuning validation report when there is none."""
     from ptft_keras.data.sources import read_examples
-    from ptft_keras.training.evaluate import score_examples
-    from ptft_keras.training.report import format_report, write_report
+    from ptft_keras.jobs.sequence_kind import score_examples
+    from ptft_keras.jobs.report import format_report, write_report
 
     if data.eval is None:
         report = finetuned.report
@@ -287,11 +287,11 @@ def quickstart(config: QuickstartConfig | None = None, /, **options) -> Quicksta
         (0.87, PosixPath('saved_models/qs/1'))
     """
     from ptft_keras.data.sources import read_examples
-    from ptft_keras.export.job import export_finetuned_dir
+    from ptft_keras.jobs.export import export_finetuned_dir
     from ptft_keras.models.default_checkpoint import default_checkpoint_path
     from ptft_keras.models.sizes import NAMED_SIZES
     from ptft_keras.training.callbacks import LOG_DIR
-    from ptft_keras.training.finetune import finetune
+    from ptft_keras.jobs.finetune import finetune
 
     config = from_dict(QuickstartConfig, {**to_dict(config or QuickstartConfig()), **options})
     if config.pretrain_steps < 0:

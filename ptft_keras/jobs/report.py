@@ -14,7 +14,7 @@ has the true labels as rows and the predicted labels as columns.
 
 Example:
     >>> import numpy as np
-    >>> from ptft_keras.training.report import task_report, format_report
+    >>> from ptft_keras.jobs.report import task_report, format_report
     >>> logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [3.0, 0.0]])
     >>> report = task_report("classification", [0, 1, 1, 0], logits, ["neg", "pos"])
     >>> report["metrics"]["accuracy"], report["per_class"]["pos"]["recall"], report["confusion_matrix"]["matrix"]
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ptft_keras.training import metrics as task_metrics
-from ptft_keras.training.model_dir import CURVES_FILE, METRICS_FILE, REPORT_FILE, write_json
+from ptft_keras.jobs.model_dir import CURVES_FILE, METRICS_FILE, REPORT_FILE, write_json
 
 
 def _classification(y_true, logits, names) -> dict:

@@ -14,8 +14,14 @@ from test_model_dir import FILLER, NEGATIVE, POSITIVE, write_tiny_checkpoint
 
 from ptft_keras.cli import main
 from ptft_keras.errors import ConfigError, DataError
-from ptft_keras.training.finetune import FinetuneConfig, finetune, read_splits
-from ptft_keras.training.model_dir import load_model_dir
+from ptft_keras.jobs.finetune import FinetuneConfig, finetune
+from ptft_keras.jobs.sequence_kind import SequenceKind
+
+
+def read_splits(config):
+    splits = SequenceKind().read_splits(config)
+    return splits.train, splits.validation, splits.validation_name
+from ptft_keras.jobs.model_dir import load_model_dir
 
 
 def sentiment_rows(n, seed):
@@ -248,7 +254,7 @@ def test_xla(tmp_path):
 
 
 def test_freeze_schedule_from_the_options():
-    from ptft_keras.training.finetune import freeze_schedule
+    from ptft_keras.jobs.finetune import freeze_schedule
 
     default = freeze_schedule(FinetuneConfig(), steps_per_epoch=100)
     assert (default.head_only, default.unit, default.top_blocks) == (30, "step", None)  # the warmup: 10% of 300

@@ -11,13 +11,11 @@ Modes:
                            space, e.g. for IMDB reviews.
 
 Example:
-    >>> from ptft_keras.export.text_normalization import normalize_text
+    >>> from ptft_keras.data.text_rewrites import normalize_text
     >>> normalize_text(["Great film.<br /><br />Loved it"], "html_breaks").numpy().tolist()
     [b'Great film.  Loved it']
 """
 from __future__ import annotations
-
-import tensorflow as tf
 
 from ptft_keras.errors import ConfigError
 
@@ -39,6 +37,8 @@ def check_mode(mode: str | None) -> str | None:
 
 def normalize_text(texts, mode: str | None):
     """Apply normalisation `mode` to a string tensor (any shape); returns a `tf.string` tensor."""
+    import tensorflow as tf  # here, so the mode names load without TensorFlow (`ptft --help`)
+
     mode = check_mode(mode)
     texts = tf.convert_to_tensor(texts, dtype=tf.string)
     for pattern, rewrite in NORMALIZATIONS.get(mode, ()):

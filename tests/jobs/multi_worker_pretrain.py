@@ -18,7 +18,7 @@ os.environ["TF_CONFIG"] = json.dumps({
 sys.path.insert(0, str(Path(__file__).parent))
 from pretrain_helpers import weights_checksum  # noqa: E402
 
-from ptft_keras.training.pretrain import pretrain  # noqa: E402
+from ptft_keras.jobs.pretrain import pretrain  # noqa: E402
 
 result = pretrain(model=checkpoint, corpus=corpus, output=output, strategy="multi_worker", max_steps=4,
                   batch_size=8, sequence_length=32, heldout_lines=100, save_every=2, eval_every=2,

@@ -6,11 +6,12 @@ import pytest
 import tensorflow as tf
 
 from ptft_keras import cli
-from ptft_keras.export.job import ExportConfig, load_finetuned_dir, run
-from ptft_keras.export.text_normalization import normalize_text
-from ptft_keras.training.model_dir import METRICS_FILE, save_model_dir, write_json
+from ptft_keras.jobs.export import ExportConfig, load_finetuned_dir, run
+from ptft_keras.data.text_rewrites import normalize_text
+from ptft_keras.jobs.model_dir import METRICS_FILE, save_model_dir, write_json
 
-from .helpers import LABELS, fitted_reference_logits, reference_outputs
+from export.conftest import finetuned, tokenizer  # noqa: F401 - the export tests' fixtures
+from export.helpers import LABELS, fitted_reference_logits, reference_outputs
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def model_dir(finetuned, tokenizer, tmp_path_factory):
 @pytest.fixture
 def export_command(monkeypatch):
     """`ptft export` registered as the lead registers it in cli.COMMANDS."""
-    monkeypatch.setitem(cli.COMMANDS, "export", ("ptft_keras.export.job", "ExportConfig", ("model", "output"),
+    monkeypatch.setitem(cli.COMMANDS, "export", ("ptft_keras.jobs.export", "ExportConfig", ("model", "output"),
                                                  "export a fine-tuned model for TF Serving"))
 
 

@@ -1,0 +1,339 @@
+"""`ptft finetune`: fine-tune a checkpoint on a labelled file and write a model directory with its report.
+
+One skeleton for every task (`run_finetune`); what differs between tasks is a `TaskKind` (`jobs.task_kind`,
+registered in `jobs.kinds`): sequence tasks in `jobs.sequence_kind`, token classification in
+`jobs.token_kind`. What a run does, with the defaults a user who passes nothing gets:
+
+1. Read the training rows (errors name the file and line); `--max-train-examples N` keeps the first N
+   rows in file order (no shuffling before the cut, so a run is reproducible and cheap to shrink).
+   Validation rows come from `--validation`, else a seeded 10% of the training rows is held out.
+   Labels are learned from the training rows; a validation label outside them is an error.
+2. Choose the sequence length from the training data (the kind's rule) unless `--sequence-length` is
+   given, capped at the checkpoint's maximum, and resolve how long texts are fitted (`--truncation`).
+3. Batch with little padding: length buckets for sequence tasks, length-grouped batches for tokens;
+   fixed shapes on TPU.
+4. Train with AdamW (warmup over the first 10% of steps, linear decay, weight decay 0.01, gradient
+   clipping 1.0) and freeze-then-unfreeze: the head trains alone for the warmup steps, then everything
+   with layer-wise LR decay 0.9 and a fresh warmup (`training.freezing`); 3 epochs, batch 32. With LLRD
+   the encoder's blocks get 0.9..0.28 (12 layers) of the peak, as in ELECTRA's recipe; on SST-2 (2,000
+   rows, all-MiniLM-L6-v2) 1e-4 gave 79.7% dev accuracy against 78.0% for 5e-5. A kind may replace
+   these defaults (token classification: 2e-4, no head-only stage, no LLRD). Early stopping watches the
+   kind's validation metric and the best epoch's weights are restored.
+5. Score the validation set and write the model directory (`jobs.model_dir`): model, tokenizer, labels,
+   training config, `metrics.json`, `report.txt` and `curves.png`.
+
+One code path for every `--strategy` (variables are created under `strategy.scope()`) and for
+`--jit-compile`.
+
+Example:
+    $ ptft finetune --train train.tsv --validation dev.tsv --text-column sentence --output runs/sst2
+
+    >>> from ptft_keras.jobs.finetune import finetune
+    >>> result = finetune(train="train.tsv", validation="dev.tsv", text_column="sentence",
+    ...                   output="runs/sst2")  # doctest: +SKIP
+    >>> result.report["metrics"]["accuracy"]  # doctest: +SKIP
+    0.91
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ptft_keras.config import from_dict, option, to_dict
+from ptft_keras.data.text_rewrites import MODES as TEXT_NORMALIZATIONS
+from ptft_keras.data.truncation_rules import AUTO, TRUNCATIONS, WINDOW_POOLINGS
+from ptft_keras.errors import ConfigError
+from ptft_keras.jobs.kinds import TASKS, kind_for
+from ptft_keras.training.strategy import STRATEGIES
+
+PADDINGS = ("auto", "dynamic", "bucket", "fixed")
+
+
+@dataclass
+class FinetuneConfig:
+    model: Optional[str] = option(
+        None, "checkpoint to fine-tune: HF directory, .keras file, Hub id or keras-hub preset "
+        "(the Python API defaults to the offline all-MiniLM-L6-v2)"
+    )
+    train: Optional[str] = option(None, "training data: a CSV, TSV or JSONL file (or glob, or tfds:NAME@SPLIT)")
+    validation: Optional[str] = option(None, "validation data (default: hold out --validation-fraction of the training rows)")
+    output: Optional[str] = option(None, "directory for the fine-tuned model, its report and training curves")
+    task: str = option("classification", "what to predict", choices=TASKS)
+    text_column: str = option("text", "column holding the text")
+    text_pair_column: Optional[str] = option(None, "column holding the second text of sentence pairs")
+    label_column: str = option("label", "column holding the label (multilabel: 'a|b' or a JSON list)")
+    label_separator: str = option("|", "multilabel: separator between the labels of a field")
+    max_train_examples: Optional[int] = option(
+        None, "use only the first N training rows, in file order (taken before any shuffling)", positive=True
+    )
+    validation_fraction: float = option(
+        0.1, "share of the training rows held out (seeded) for validation when --validation is not given; 0: none"
+    )
+    epochs: int = option(3, "passes over the training data (including the head-only epochs)", positive=True)
+    batch_size: int = option(32, "global batch size (split across replicas)", positive=True)
+    learning_rate: float = option(1e-4, "peak AdamW learning rate of the head (LLRD scales each block below by --layer-lr-decay)", positive=True)
+    warmup_ratio: float = option(0.1, "share of all training steps with linear warmup, then linear decay to 0")
+    weight_decay: float = option(0.01, "AdamW decoupled weight decay (not on biases and LayerNorm)")
+    freeze_epochs: int = option(0, "epochs training only the task head before the encoder is unfrozen (0: none; see --freeze-steps)")
+    freeze_steps: int = option(
+        -1, "with --freeze-epochs 0: optimizer steps training only the head before everything is unfrozen with a "
+        "fresh warmup; -1 (default): as many as the warmup (--warmup-ratio of all steps); 0: no head-only stage"
+    )
+    unfreeze: str = option("all", "after the head-only epochs: unfreeze 'all' blocks at once, or 'gradual'ly (one per epoch, top-down)", choices=("all", "gradual"))
+    train_top_blocks: Optional[int] = option(
+        None, "unfreeze only the top N transformer blocks (1: the recipe 'freeze every encoder layer but the last'); "
+        "the blocks below and the embeddings stay frozen for the whole run (default: everything is unfrozen)"
+    )
+    layer_lr_decay: float = option(0.9, "layer-wise learning-rate decay: each block further down gets this factor (1: off)", positive=True)
+    early_stopping_patience: int = option(
+        2, "stop after this many epochs without a better validation metric (0: never stop early); the best epoch's weights are restored either way"
+    )
+    monitor: Optional[str] = option(
+        None, "validation metric for early stopping and best weights, e.g. val_accuracy or val_loss "
+        "(default: val_accuracy for classification, val_loss otherwise)"
+    )
+    sequence_length: Optional[int] = option(
+        None, "tokens per sequence (default: the 95th percentile of the training lengths, rounded up to a multiple "
+        "of 8, capped at the checkpoint's maximum)", positive=True
+    )
+    truncation: str = option(
+        AUTO, "long single texts: keep the 'head', the 'tail', 'head_tail' (first --head-tokens + the end), or split "
+        "into overlapping 'windows' whose logits are pooled per document; auto: head_tail at sequence lengths of 256 "
+        "and more (single texts), else head",
+        choices=(AUTO, *TRUNCATIONS)
+    )
+    head_tokens: Optional[int] = option(
+        None, "head_tail: tokens kept from the start, the rest of the budget comes from the end (default: 128 at "
+        "sequence lengths of 256 and more, else half the budget)", positive=True
+    )
+    window_stride: Optional[int] = option(None, "windows: tokens between window starts (default: half a window)", positive=True)
+    window_pooling: str = option("mean", "windows: pool a document's window logits by 'mean' or 'max'", choices=WINDOW_POOLINGS)
+    text_normalization: str = option("none", "rewrite texts before tokenizing, the same in training, evaluation, prediction and export (html_breaks: <br /> -> space)", choices=TEXT_NORMALIZATIONS)
+    padding: str = option("auto", "batch padding: dynamic (to the longest in the batch), bucket (to the next of a few lengths), fixed; auto: fixed on TPU, else bucket", choices=PADDINGS)
+    threshold: float = option(0.5, "multilabel: a label is predicted when its probability is at least this")
+    seed: int = option(0, "seed of the weight init, dropout, shuffling and the validation hold-out")
+    strategy: str = option("default", "tf.distribute strategy", choices=STRATEGIES)
+    tpu: Optional[str] = option(None, "TPU name or grpc:// address for --strategy tpu")
+    jit_compile: bool = option(False, "compile the train and predict steps with XLA")
+    skip_bad_rows: bool = option(False, "leave out malformed rows (counted in one warning) instead of stopping")
+    allow_pickle: bool = option(False, "read a pickled pytorch_model.bin checkpoint (unpickling can run code: only "
+                                "for checkpoints you trust; safetensors needs no such flag)")
+    verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bars, 2 one line per epoch")
+
+
+@dataclass
+class FinetuneResult:
+    """What `finetune` returns: the trained model, its tokenizer, the directory's `ModelInfo`,
+    the final report (see `training.report`), the Keras history and the files written."""
+
+    model: object
+    tokenizer: object
+    info: object
+    report: dict
+    history: dict
+    files: dict
+
+
+def finetune(config: FinetuneConfig | None = None, /, **options) -> FinetuneResult:
+    """Fine-tune as `ptft finetune` does; pass a `FinetuneConfig` or its fields as keywords.
+
+    Example:
+        >>> result = finetune(train="train.tsv", text_column="sentence", output="runs/sst2",
+        ...                   max_train_examples=2000, epochs=2)  # doctest: +SKIP
+    """
+    config = from_dict(FinetuneConfig, {**(to_dict(config) if config else {}), **options})
+    if not config.train:
+        raise ConfigError("finetune needs training data: pass train=FILE (--train FILE)")
+    if not config.output:
+        raise ConfigError("finetune needs an output directory: pass output=DIR (--output DIR)")
+    return run_finetune(config, kind_for(config.task))
+
+
+def run(config: FinetuneConfig) -> int:
+    finetune(config)
+    return 0
+
+
+# ------------------------------------------------------------------------------------- the skeleton
+def run_finetune(config: FinetuneConfig, kind) -> FinetuneResult:
+    """The one fine-tuning skeleton: `kind` (a `TaskKind`) says what differs between tasks."""
+    import keras
+
+    from ptft_keras.models.backbone import Backbone
+    from ptft_keras.data.tokenizer import Tokenizer
+    from ptft_keras.training.optimizer import make_optimizer
+    from ptft_keras.training.strategy import is_chief, needs_static_shapes, resolve
+
+    config = kind.with_defaults(config)
+    keras.utils.set_random_seed(config.seed)
+    strategy = resolve(config.strategy, tpu=config.tpu)
+    checkpoint = config.model or str(default_checkpoint())
+    output = Path(config.output)
+
+    splits = kind.read_splits(config)
+    with strategy.scope():
+        backbone = Backbone.from_pretrained(checkpoint, allow_pickle=config.allow_pickle)
+    tokenizer = Tokenizer.from_pretrained(checkpoint)
+    print(f"fine-tuning {checkpoint} ({type(backbone).__name__}, {backbone.num_layers} layers, hidden "
+          f"{backbone.hidden_dim}) for {config.task} on {len(splits.train)} {kind.unit} of {config.train}")
+    for line in kind.describe(config, splits):
+        print(line)
+
+    sequence_length = resolve_sequence_length(config, kind, tokenizer, backbone, splits)
+    config = kind.resolve_fit(config, sequence_length, splits)
+    padding = choose_padding(config.padding, strategy, kind.default_padding)
+    info = model_info(config, splits.label_names, sequence_length, output, model=checkpoint, padding=padding,
+                      **kind.info_extra(config))
+    prepared = kind.datasets(config, tokenizer, splits, info, padding=padding,
+                             drop_remainder=needs_static_shapes(strategy))
+
+    with strategy.scope():
+        model = kind.build_model(backbone, config, splits.label_names)
+        model.compile(
+            optimizer=make_optimizer(config.learning_rate, warmup_ratio=config.warmup_ratio,
+                                     total_steps=prepared.steps_per_epoch * config.epochs,
+                                     weight_decay=config.weight_decay),
+            jit_compile=config.jit_compile,
+        )
+    validating = prepared.validation_data is not None or bool(prepared.callbacks)
+    callbacks = [*training_callbacks(config, prepared.steps_per_epoch), *prepared.callbacks]
+    if validating:
+        callbacks.append(early_stopping(config, *kind.monitor(config)))
+    history = model.fit(prepared.train, validation_data=prepared.validation_data, epochs=config.epochs,
+                        callbacks=callbacks, verbose=config.verbose,
+                        shuffle=False)  # the dataset shuffles itself, reproducibly
+    history = {k: [float(v) for v in values] for k, values in history.history.items()}
+
+    report = kind.score(model, tokenizer, info, splits, prepared, history)
+    files = write_outputs(output, model, tokenizer, info, report) if is_chief(strategy) else {}
+    return FinetuneResult(model=model, tokenizer=tokenizer, info=info, report=report, history=history, files=files)
+
+
+def default_checkpoint():
+    """The offline default checkpoint (all-MiniLM-L6-v2), used when `--model` is not given."""
+    from ptft_keras.models.default_checkpoint import default_checkpoint_path
+
+    return default_checkpoint_path()
+
+
+def checkpoint_limit(tokenizer, backbone) -> int:
+    """The most positions the checkpoint takes."""
+    return min(int(getattr(backbone, "max_sequence_length", tokenizer.model_max_length)), tokenizer.model_max_length)
+
+
+def resolve_sequence_length(config: FinetuneConfig, kind, tokenizer, backbone, splits) -> int:
+    """--sequence-length (checked against the checkpoint), or the length the kind picks from the training data;
+    printed either way."""
+    limit = checkpoint_limit(tokenizer, backbone)
+    if config.sequence_length is not None:
+        if config.sequence_length > limit:
+            raise ConfigError(f"sequence_length {config.sequence_length} exceeds the checkpoint's maximum of {limit} "
+                              f"positions; use at most {limit}")
+        print(f"sequence length: {config.sequence_length} (--sequence-length)")
+        return config.sequence_length
+    length, why = kind.choose_sequence_length(config, tokenizer, splits, limit)
+    print(f"sequence length: {length} ({why})")
+    return length
+
+
+def choose_padding(padding: str, strategy, default: str = "bucket") -> str:
+    """The batch padding: the configured one, or fixed when shapes must be static (TPU), else the kind's default.
+
+    Length buckets pad each batch to the next of a few lengths: on SST-2 that leaves 20% padding against 67%
+    for padding to the longest sentence of a shuffled batch (benchmarks/input_pipeline.py), and XLA
+    compiles only a few shapes.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> choose_padding("auto", tf.distribute.get_strategy(), "grouped"), choose_padding("fixed", None)
+        ('grouped', 'fixed')
+    """
+    from ptft_keras.training.strategy import needs_static_shapes
+
+    if padding != "auto":
+        return padding
+    return "fixed" if needs_static_shapes(strategy) else default
+
+
+def model_info(config: FinetuneConfig, label_names, sequence_length: int, output, **resolved):
+    """The `ModelInfo` of this run; its `training_config` (training_config.json) is the config with the
+    values chosen at run time (`sequence_length`, and any `resolved` ones such as `padding`)."""
+    from ptft_keras.jobs.model_dir import ModelInfo
+
+    resolved = {**dataclasses.asdict(config), "sequence_length": sequence_length, **resolved}
+    return ModelInfo(
+        directory=str(output), task=config.task, label_names=list(label_names), sequence_length=sequence_length,
+        truncation=config.truncation, head_tokens=config.head_tokens, window_stride=config.window_stride,
+        window_pooling=config.window_pooling, text_normalization=config.text_normalization,
+        text_column=config.text_column, text_pair_column=config.text_pair_column, label_column=config.label_column,
+        training_config=resolved,
+    )
+
+
+# ------------------------------------------------------------------------------------------ training
+def freeze_schedule(config: FinetuneConfig, steps_per_epoch: int | None = None):
+    """The freeze-then-unfreeze schedule of a run: head-only epochs, or else head-only steps.
+
+    The default is a head-only stage as long as the warmup, then everything with LLRD and a fresh
+    warmup: on SST-2 (10k rows, all-MiniLM-L6-v2) a whole head-only epoch cost accuracy against plain
+    full fine-tuning, while a short one protects the encoder from the random head's first gradients
+    (benchmarks/RESULTS.md).
+    """
+    from ptft_keras.training.freezing import FreezeSchedule
+
+    if config.train_top_blocks is not None and config.train_top_blocks < 0:
+        raise ConfigError(f"train_top_blocks: {config.train_top_blocks} must be 0 (head only) or more "
+                          "(--train-top-blocks)")
+    top = {"top_blocks": config.train_top_blocks}
+    if config.freeze_epochs > 0:
+        return FreezeSchedule(head_only=config.freeze_epochs, unfreeze=config.unfreeze, lr_decay=config.layer_lr_decay,
+                              **top)
+    steps = config.freeze_steps
+    if steps < 0:
+        steps = math.ceil(config.warmup_ratio * steps_per_epoch * config.epochs) if steps_per_epoch else 0
+    if config.unfreeze == "gradual":
+        every = max(steps_per_epoch or 1, 1)
+        return FreezeSchedule(head_only=steps, unfreeze="gradual", every=every, unit="step",
+                              lr_decay=config.layer_lr_decay, **top)
+    return FreezeSchedule(head_only=steps, unit="step", lr_decay=config.layer_lr_decay, **top)
+
+
+def training_callbacks(config: FinetuneConfig, steps_per_epoch: int | None = None) -> list:
+    """Freeze-then-unfreeze (with LLRD)."""
+    from ptft_keras.training.freezing import FreezeThenUnfreeze
+
+    return [FreezeThenUnfreeze(freeze_schedule(config, steps_per_epoch))]
+
+
+def early_stopping(config: FinetuneConfig, monitor: str, mode: str):
+    """Early stopping on `monitor` with the best epoch's weights restored (patience 0: watch, keep the best,
+    never stop)."""
+    import keras
+
+    return keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, restore_best_weights=True, verbose=1,
+                                         patience=config.early_stopping_patience or config.epochs)
+
+
+def write_outputs(output: Path, model, tokenizer, info, report: dict) -> dict:
+    """Write the model directory and its report; print where everything went."""
+    from ptft_keras.jobs import model_dir
+    from ptft_keras.jobs.report import format_report, write_report
+
+    model_dir.save_model_dir(output, model, tokenizer, task=info.task, label_names=info.label_names,
+                             training_config=info.training_config)
+    files = {
+        "model": output / model_dir.MODEL_FILE,
+        "tokenizer": output / model_dir.TOKENIZER_DIR,
+        "labels": output / model_dir.LABELS_FILE,
+        "config": output / model_dir.CONFIG_FILE,
+        **write_report(output, report),
+    }
+    if report.get("metrics"):
+        print("\nvalidation: " + format_report(report))
+    print(f"\nfine-tuned model directory: {output}")
+    for name, path in files.items():
+        print(f"  {name:<9} {path}")
+    return files
