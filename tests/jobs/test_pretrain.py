@@ -25,7 +25,7 @@ from ptft_keras.cli import main
 from ptft_keras.data.tokenizer import Tokenizer
 from ptft_keras.errors import DataError
 from ptft_keras.models.backbone import Backbone
-from ptft_keras.training import pretrain as pretrain_module
+from ptft_keras.jobs import pretrain as pretrain_module
 from ptft_keras.jobs.pretrain import PretrainConfig, pretrain, split_heldout
 
 SMALL = dict(batch_size=8, sequence_length=32, heldout_lines=100, save_every=2, eval_every=2, learning_rate=1e-3,
