@@ -9,6 +9,14 @@ post-processing. Two signatures:
 * ``serving_ids``: ``token_ids``, ``padding_mask`` (and ``segment_ids`` for BERT), int32 [batch, length],
   for clients that tokenize themselves -> the same outputs.
 
+A request costs what its longest text costs: texts are truncated to ``sequence_length`` tokens as in
+training, then the model reads only as many columns as the request's longest text needs, rounded up
+to a multiple of 8 (`padded_width`). Padding columns are masked out of attention and pooling, so the
+outputs are those of the full-length padding (to float round-off), while a 7-word sentence no longer
+pays for 512 positions. ``serving_ids`` drops the padding columns of sequence tasks alike; for token
+classification it answers every column it is given, as before. ``padding="fixed"`` keeps the old
+full-length tensors.
+
 The version directory also holds ``assets/vocab.txt``, ``assets/labels.txt``,
 ``assets.extra/tf_serving_warmup_requests`` and a model card (``README.md``, ``model_card.json``).
 
@@ -45,6 +53,40 @@ from ptft_keras.export.warmup import write_warmup_requests
 DEFAULT_SIGNATURE = "serving_default"
 IDS_SIGNATURE = "serving_ids"
 DEFAULT_WARMUP_TEXTS = ("This is a short example.", "", "Ünïcödé and emoji 🙂 text")
+PADDINGS = ("dynamic", "fixed")
+# Widths are rounded up to a multiple of this: at most 7 wasted positions, few distinct shapes
+# (oneDNN caches its kernels per shape), and matrix sizes that suit the CPU's vector units.
+DEFAULT_PAD_TO_MULTIPLE_OF = 8
+
+
+def padded_width(padding_mask, multiple: int = DEFAULT_PAD_TO_MULTIPLE_OF) -> tf.Tensor:
+    """The columns a batch needs: up to its last real token in any row, rounded up to `multiple`,
+    never more than it has (int32 scalar; an empty or all-padding batch needs `multiple` or fewer).
+
+    Example:
+        >>> mask = tf.constant([[1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [1] * 10 + [0, 0]])
+        >>> int(padded_width(mask[:1], 2)), int(padded_width(mask, 8)), int(padded_width(mask, 1))
+        (4, 12, 10)
+    """
+    mask = tf.convert_to_tensor(padding_mask)
+    columns = tf.shape(mask, out_type=tf.int32)[1]
+    positions = tf.range(1, columns + 1, dtype=tf.int32)[tf.newaxis, :]
+    last = tf.reduce_max(tf.where(tf.not_equal(mask, 0), positions, 0))  # an empty batch: int32 minimum
+    needed = tf.maximum(last, 1)
+    return tf.minimum((needed + multiple - 1) // multiple * multiple, columns)
+
+
+def trim_padding(features: dict, multiple: int = DEFAULT_PAD_TO_MULTIPLE_OF) -> dict:
+    """`features` ([batch, length] each) without the trailing columns that only padding fills
+    (`padded_width` of ``padding_mask``).
+
+    Example:
+        >>> features = {"token_ids": tf.constant([[101, 7, 102, 0, 0, 0]]), "padding_mask": tf.constant([[1, 1, 1, 0, 0, 0]])}
+        >>> trim_padding(features, 2)["token_ids"].numpy().tolist()
+        [[101, 7, 102, 0]]
+    """
+    width = padded_width(features["padding_mask"], multiple)
+    return {name: value[:, :width] for name, value in features.items()}
 
 
 class ServingModule(tf.Module):
@@ -53,6 +95,8 @@ class ServingModule(tf.Module):
     `core_tokenizer(texts, pairs, sequence_length=...)` must return the model's int32 features
     (``token_ids``, ``padding_mask`` and, for BERT, ``segment_ids``) using core TensorFlow ops only;
     with a `truncation` other than head, `core_tokenizer.fit` (`CoreOpsTokenizer.fit`) prepares single texts.
+    With ``padding="dynamic"`` the model reads only the columns the batch needs (`trim_padding`, rounded
+    up to `pad_to_multiple_of`); ``"fixed"`` gives it all `sequence_length` columns.
 
     Example:
         >>> module = ServingModule(model, core, task="classification", label_names=["neg", "pos"],  # doctest: +SKIP
@@ -63,7 +107,8 @@ class ServingModule(tf.Module):
 
     def __init__(self, model, core_tokenizer, *, task: str, sequence_length: int, label_names=None,
                  text_normalization: str | None = None, pair: bool = False, asset_files: dict | None = None,
-                 special_ids: dict | None = None, truncation: dict | None = None):
+                 special_ids: dict | None = None, truncation: dict | None = None, padding: str = "dynamic",
+                 pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF):
         super().__init__(name="ptft_serving")
         # The Keras model is not tracked: saving would walk every layer and trace Keras' own default
         # signature (which fails for a reloaded subclassed model). `signatures()` tracks the variables
@@ -78,6 +123,8 @@ class ServingModule(tf.Module):
         self.special_ids = dict(special_ids or {})  # cls_id, sep_id, pad_id: packing words for token tasks
         # Single texts: {"truncation", "head_tokens", "window_stride", "window_pooling"} as in training.
         self.truncation = dict(truncation or {"truncation": "head"})
+        self.padding = _check_padding(padding, pad_to_multiple_of)
+        self.pad_to_multiple_of = int(pad_to_multiple_of)
         # Tracked assets are copied to assets/ and reachable after loading (loaded.vocab_file.asset_path).
         for name, path in (asset_files or {}).items():
             setattr(self, name, tf.saved_model.Asset(str(path)))
@@ -91,15 +138,24 @@ class ServingModule(tf.Module):
         features = self.tokenizer(text, text_pair, sequence_length=self.sequence_length)
         return {name: tf.cast(value, tf.int32) for name, value in features.items()}
 
-    def logits(self, features) -> tf.Tensor:
-        outputs = self._call_model(features)
+    def model_features(self, features) -> dict:
+        """What the model reads: `features` without the padding columns no row needs (``padding="dynamic"``)."""
+        if self.padding == "fixed":
+            return features
+        return trim_padding(features, self.pad_to_multiple_of)
+
+    def logits(self, features, *, trim: bool = True) -> tf.Tensor:
+        """The model's logits for `features` (`model_features` of them, unless ``trim=False``)."""
+        outputs = self._call_model(self.model_features(features) if trim else features)
         if isinstance(outputs, dict):
             outputs = outputs["logits"]
         return outputs
 
     def predict(self, features) -> dict:
-        """Model features -> the task's named outputs (`ptft_keras.export.predictions`)."""
-        return task_outputs(self.task, self.logits(features), label_names=self.label_names)
+        """Model features -> the task's named outputs (`ptft_keras.export.predictions`); per-token
+        outputs keep every column of `features`."""
+        logits = self.logits(features, trim=self.task != TOKEN_TASK)
+        return task_outputs(self.task, logits, label_names=self.label_names)
 
     def predict_texts(self, text) -> dict:
         """Single raw strings -> the task's named outputs, long texts fitted with the training truncation
@@ -162,6 +218,14 @@ def core_tokenizer_for(tokenizer, sequence_length: int):
     return CoreOpsTokenizer.from_tokenizer(tokenizer, sequence_length=sequence_length)
 
 
+def _check_padding(padding: str, pad_to_multiple_of) -> str:
+    if padding not in PADDINGS:
+        raise ConfigError(f"padding={padding!r} is not one of {', '.join(PADDINGS)}")
+    if isinstance(pad_to_multiple_of, bool) or not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1:
+        raise ConfigError(f"pad_to_multiple_of={pad_to_multiple_of!r} must be a positive integer (1: no rounding)")
+    return padding
+
+
 def _check_sequence_length(model, sequence_length: int, *, pair: bool) -> None:
     check_sequence_length(sequence_length, pair=pair)
     limit = getattr(getattr(model, "backbone", None), "max_sequence_length", None)
@@ -196,7 +260,8 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
                  sequence_length: int = 128, text_normalization: str | None = None, pair: bool = False,
                  metadata: dict | None = None, model_name: str | None = None, warmup_texts=None,
                  truncation: str = "head", head_tokens: int = DEFAULT_HEAD_TOKENS, window_stride: int | None = None,
-                 window_pooling: str = "mean") -> Path:
+                 window_pooling: str = "mean", padding: str = "dynamic",
+                 pad_to_multiple_of: int = DEFAULT_PAD_TO_MULTIPLE_OF) -> Path:
     """Export `model` (a task model returning logits) with `tokenizer` in the graph; returns the version dir.
 
     Args:
@@ -219,12 +284,18 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
             `sequence_length` are fitted, as in training (`ptft_keras.data.truncation`): ``head``,
             ``tail``, ``head_tail`` or ``windows`` (window logits pooled per text in the graph).
             Pairs and token classification keep the head.
+        padding: ``dynamic`` (default): each request is padded to its longest text (after truncation),
+            rounded up to a multiple of `pad_to_multiple_of`, so short requests cost less; the outputs
+            equal those of full-length padding to float round-off. ``fixed``: every request is padded to
+            `sequence_length` (static shapes, e.g. for a compiler that needs them).
+        pad_to_multiple_of: the rounding of the dynamic width (1: the exact longest text).
 
     Example:
         >>> export_model(model, tokenizer, "saved_models/reviews", label_names=["neg", "pos"])  # doctest: +SKIP
         PosixPath('saved_models/reviews/1')
     """
     text_normalization = check_mode(text_normalization)
+    _check_padding(padding, pad_to_multiple_of)
     _check_sequence_length(model, sequence_length, pair=pair)
     core = core_tokenizer_for(tokenizer, sequence_length)
     task = _task_of(model, task, core, sequence_length)
@@ -240,7 +311,8 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
         fitting["head_tokens"] = int(head_tokens)
     if truncation == "windows":
         fitting.update(window_stride=window_stride, window_pooling=window_pooling)
-    metadata = {**(metadata or {}), "truncation": fitting}
+    metadata = {**(metadata or {}), "truncation": fitting,
+                "padding": {"padding": padding, "pad_to_multiple_of": int(pad_to_multiple_of)}}
     base = Path(output)
     model_name = model_name or base.name
     warmup_texts = list(warmup_texts or DEFAULT_WARMUP_TEXTS)
@@ -251,7 +323,8 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
         module = ServingModule(model, core, task=task, sequence_length=sequence_length, label_names=label_names,
                                text_normalization=text_normalization, pair=pair, asset_files=assets,
                                special_ids={"cls_id": tokenizer.cls_token_id, "sep_id": tokenizer.sep_token_id,
-                                            "pad_id": tokenizer.pad_token_id}, truncation=fitting)
+                                            "pad_id": tokenizer.pad_token_id}, truncation=fitting,
+                               padding=padding, pad_to_multiple_of=pad_to_multiple_of)
         sample = module.features(tf.constant(warmup_texts), tf.constant(warmup_texts) if pair else None)
         check_task(task, label_names, int(module.logits(sample).shape[-1]))
         signatures = module.signatures()

@@ -53,6 +53,7 @@ def test_layout_assets_warmup_and_card(exported, tokenizer):
     card = json.loads((exported / "model_card.json").read_text(encoding="utf-8"))
     assert card["task"] == "classification" and card["label_names"] == LABELS
     assert card["metrics"] == {"accuracy": 1.0} and card["sequence_length"] == SEQUENCE_LENGTH
+    assert card["padding"] == {"padding": "dynamic", "pad_to_multiple_of": 8}
     assert set(card["signatures"]) == {"serving_default", "serving_ids"}
     assert "# sentiment" in (exported / "README.md").read_text(encoding="utf-8")
     assert not [p for p in exported.parent.iterdir() if p.name != "1"]  # no staging dir left
@@ -197,12 +198,92 @@ def test_long_texts_are_fitted_in_the_graph_as_in_training(finetuned, tokenizer,
     out = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant(LONG_REVIEWS))
     expected = fitted_reference_logits(finetuned, tokenizer, LONG_REVIEWS, sequence_length=16, **options)
     np.testing.assert_allclose(out["logits"].numpy(), expected, atol=TOL, rtol=0)
+    for review, row in zip(LONG_REVIEWS, expected):  # alone, a short review is padded to 8 columns, not 16
+        alone = tf.saved_model.load(str(version)).signatures["serving_default"](text=tf.constant([review]))
+        np.testing.assert_allclose(alone["logits"].numpy()[0], row, atol=TOL, rtol=0)
     from ptft_keras.data.truncation import encode_texts
 
     fitted = {k: v for k, v in options.items() if k in ("truncation", "head_tokens", "window_stride")}
     head = encode_texts(tokenizer, LONG_REVIEWS[:2], sequence_length=16, truncation="head").first.to_list()
     assert encode_texts(tokenizer, LONG_REVIEWS[:2], sequence_length=16, **fitted).first.to_list() != head
     assert out["label"].shape == (len(LONG_REVIEWS),)
+
+
+def test_a_short_request_gives_the_logits_of_full_length_padding(exported, loaded, finetuned, tokenizer, tmp_path):
+    """The served model reads 8 columns for a short request; its logits are those of the in-memory
+    model on the 32 columns of fixed padding, and those of a padding="fixed" export."""
+    short = ["a wonderful film", "awful"]
+    full_width = tokenizer(short, sequence_length=SEQUENCE_LENGTH)
+    assert full_width["token_ids"].shape == (2, SEQUENCE_LENGTH)
+    expected = np.asarray(finetuned(full_width, training=False))
+    by_text = loaded.signatures["serving_default"](text=tf.constant(short))["logits"].numpy()
+    by_ids = loaded.signatures["serving_ids"](**{k: tf.cast(v, tf.int32) for k, v in full_width.items()})["logits"]
+    np.testing.assert_allclose(by_text, expected, atol=TOL, rtol=0)
+    np.testing.assert_allclose(by_ids.numpy(), expected, atol=TOL, rtol=0)
+    fixed = export_model(finetuned, tokenizer, tmp_path / "fixed", sequence_length=SEQUENCE_LENGTH, padding="fixed")
+    by_fixed = tf.saved_model.load(str(fixed)).signatures["serving_default"](text=tf.constant(TEXTS))["logits"]
+    by_dynamic = loaded.signatures["serving_default"](text=tf.constant(TEXTS))["logits"]
+    np.testing.assert_allclose(by_dynamic.numpy(), by_fixed.numpy(), atol=TOL, rtol=0)
+
+
+def _width_probe(features, training=False):
+    """A stand-in model whose one output (a regression score) is how many columns of features it read."""
+    token_ids = features["token_ids"]
+    width = tf.cast(tf.shape(token_ids)[1], tf.float32)
+    return tf.reshape(tf.zeros_like(tf.cast(token_ids[:, 0], tf.float32)) + width, [-1, 1])
+
+
+def _expected_width(tokenizer, texts, round_to):
+    """The longest of `texts` in tokens (at most SEQUENCE_LENGTH), rounded up to `round_to` (None: fixed)."""
+    if round_to is None:
+        return SEQUENCE_LENGTH
+    longest = int(tokenizer(texts, sequence_length=SEQUENCE_LENGTH)["padding_mask"].numpy().sum(axis=1).max()) if texts else 1
+    return min(SEQUENCE_LENGTH, -(-longest // round_to) * round_to)
+
+
+@pytest.mark.parametrize("options, round_to", [
+    ({}, 8),
+    ({"pad_to_multiple_of": 1}, 1),
+    ({"pad_to_multiple_of": 16}, 16),
+    ({"padding": "fixed"}, None),
+], ids=["dynamic-8", "dynamic-exact", "dynamic-16", "fixed"])
+def test_the_model_reads_as_many_columns_as_the_request_needs(tokenizer, tmp_path, options, round_to):
+    version = export_model(_width_probe, tokenizer, tmp_path / "probe", task="regression",
+                           sequence_length=SEQUENCE_LENGTH, **options)
+    loaded = tf.saved_model.load(str(version))
+    requests = [["a wonderful film"], ["awful"], TEXTS, [""], ["word " * 100, "x"], []]
+    for texts in requests:
+        width = loaded.signatures["serving_default"](text=tf.constant(texts, tf.string))["score"].numpy()
+        assert width.tolist() == [float(_expected_width(tokenizer, texts, round_to))] * len(texts), texts
+    full_width = tokenizer(["a wonderful film"], sequence_length=SEQUENCE_LENGTH)  # 5 real columns of 32
+    by_ids = loaded.signatures["serving_ids"](**{k: tf.cast(v, tf.int32) for k, v in full_width.items()})["score"]
+    assert by_ids.numpy().tolist() == [float(_expected_width(tokenizer, ["a wonderful film"], round_to))]
+
+
+@pytest.mark.parametrize("options", [
+    {"pair": True},
+    {"truncation": "windows", "window_stride": 5},
+    {"truncation": "head_tail", "head_tokens": 4},
+], ids=lambda o: "-".join(str(v) for v in o.values()))
+def test_pairs_and_fitted_texts_are_padded_to_the_request(tokenizer, tmp_path, options):
+    version = export_model(_width_probe, tokenizer, tmp_path / "probe", task="regression", sequence_length=16,
+                           **options)
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    inputs = {"text": tf.constant(["great acting"])}
+    if options.get("pair"):
+        inputs["text_pair"] = tf.constant(["a fine film"])
+    assert serve(**inputs)["score"].numpy().tolist() == [8.0]
+    inputs = {name: tf.constant(["a wonderful film " * 12]) for name in inputs}
+    assert serve(**inputs)["score"].numpy().tolist() == [16.0]
+
+
+def test_padded_width_edges():
+    assert int(serving.padded_width(tf.zeros([0, 32], tf.int32))) == 8  # an empty batch
+    assert int(serving.padded_width(tf.zeros([3, 4], tf.int32))) == 4  # never wider than the input
+    assert int(serving.padded_width(tf.constant([[1, 0, 1, 0, 0]]), 1)) == 3  # the last real column counts
+    features = {"token_ids": tf.constant([[101, 5, 102, 0], [101, 102, 0, 0]]),
+                "padding_mask": tf.constant([[1, 1, 1, 0], [1, 1, 0, 0]])}
+    assert serving.trim_padding(features, 1)["token_ids"].numpy().tolist() == [[101, 5, 102], [101, 102, 0]]
 
 
 def test_serving_ids_matches_serving_default(loaded, tokenizer):
@@ -288,4 +369,8 @@ def test_bad_arguments_fail_before_writing(finetuned, tokenizer, tmp_path):
         export_model(finetuned, tokenizer, base, sequence_length=8, truncation="head_tail")
     with pytest.raises(ConfigError, match="sentence pairs and token classification exports keep the head"):
         export_model(finetuned, tokenizer, base, sequence_length=8, truncation="tail", pair=True)
+    with pytest.raises(ConfigError, match="padding='bucket' is not one of dynamic, fixed"):
+        export_model(finetuned, tokenizer, base, sequence_length=8, padding="bucket")
+    with pytest.raises(ConfigError, match="pad_to_multiple_of=0 must be a positive integer"):
+        export_model(finetuned, tokenizer, base, sequence_length=8, pad_to_multiple_of=0)
     assert not base.exists() or list(base.iterdir()) == []

@@ -1,5 +1,6 @@
 """Token classification export: words with offsets, one tag per word from its first piece, entity spans."""
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -66,6 +67,22 @@ def test_words_tags_and_entities(ner, tokenizer):
         assert [t.decode() for t in out["entity_texts"][b][:m]] == [text[starts[f]:ends[l]] for _, f, l in spans]
         assert set(out["entity_starts"][b][m:]) <= {-1}
     assert len(expected[3]) < len(TEXTS[3].split())  # the long text was truncated, not rejected
+
+
+def test_a_text_alone_is_tagged_as_in_a_batch_of_longer_texts(ner, tokenizer):
+    """The batch holds a long text, so it is padded to all 16 columns; a short text alone reads 8 of them:
+    the same tags, probabilities and entities."""
+    model, loaded = ner
+    serve = loaded.signatures["serving_default"]
+    batch = serve(text=tf.constant(TEXTS))
+    for b, text in enumerate(TEXTS):
+        alone = serve(text=tf.constant([text]))
+        n = len(_expected_tags(model, tokenizer, [text])[0])
+        assert alone["tag_ids"].numpy()[0].tolist() == batch["tag_ids"].numpy()[b][:alone["tag_ids"].shape[1]].tolist()
+        assert set(batch["tag_ids"].numpy()[b][alone["tag_ids"].shape[1]:].tolist()) <= {-1}
+        np.testing.assert_allclose(alone["tag_probabilities"].numpy()[0][:n], batch["tag_probabilities"].numpy()[b][:n],
+                                   atol=1e-5, rtol=0)
+        assert [t for t in alone["entity_texts"].numpy()[0] if t] == [t for t in batch["entity_texts"].numpy()[b] if t]
 
 
 def test_word_spans_are_transformers_word_spans(ner, minilm_path):
