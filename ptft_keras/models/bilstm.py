@@ -5,7 +5,8 @@ Token embedding -> `num_layers` x Bidirectional(LSTM(`lstm_units`)) with dropout
 masked all the way: the LSTMs skip padded steps (the backward LSTM starts at the last real token),
 padded positions of `sequence_output` are zero and the pooling (``"max"``, ``"mean"`` or ``"last"``:
 the forward state at the last real token next to the backward state at the first) sees real tokens
-only, so a text gives the same outputs however much it is padded.
+only, so a text gives the same outputs however much it is padded (right padding, as our tokenizer
+pads: cuDNN takes no other; a row of padding only gives zeros).
 
 It is a functional Keras model taking our tokenizer's ``{"token_ids", "padding_mask"}`` (see
 docs/classic_encoders.md for the contract), with the attributes the tasks and jobs read
@@ -103,7 +104,7 @@ class BiLSTMEncoder(keras.Model):
         # === Functional model ===
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
-        mask = ops.cast(padding_mask, "bool")
+        mask = rnn_mask(padding_mask)
         x = self.embedding_dropout(self.token_embedding(token_ids))
         for lstm, drop in zip(self.lstm_layers, self.lstm_dropouts):
             x = drop(lstm(x, mask=mask))
@@ -202,6 +203,20 @@ class BiLSTMEncoder(keras.Model):
             weights_path = find_weights_file(directory)
             assign_named_weights(encoder, read_weights_file(weights_path), path=weights_path)
         return encoder
+
+
+def rnn_mask(padding_mask):
+    """`padding_mask` as the bool mask a Keras RNN takes, with the first step always on.
+
+    cuDNN takes right-padded masks only and fails on a row without any real token (a padded
+    batch slot); keeping step 0 avoids that, and its output is zeroed by the padding mask anyway.
+
+    Example:
+        >>> rnn_mask(np.array([[1, 1, 0], [0, 0, 0]])).numpy().tolist()
+        [[True, True, False], [True, False, False]]
+    """
+    first = ops.equal(ops.cumsum(ops.ones_like(padding_mask, dtype="int32"), axis=1), 1)
+    return ops.logical_or(ops.cast(padding_mask, "bool"), first)
 
 
 def pool_sequence(pooling: str, sequence_output, padding_mask):

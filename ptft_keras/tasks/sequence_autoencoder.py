@@ -31,6 +31,7 @@ import keras
 from keras import ops
 
 from ptft_keras.errors import ConfigError
+from ptft_keras.models.bilstm import rnn_mask
 
 
 @keras.saving.register_keras_serializable(package="ptft_keras")
@@ -97,7 +98,7 @@ class SequenceAutoencoder(keras.Model):
 
         embedding = self.encoder.token_embedding
         inputs = self.decoder_dropout(embedding(token_ids[:, :-1]), training=training)
-        decoded = self.decoder(inputs, initial_state=[ops.tanh(h0), c0], mask=ops.cast(padding_mask[:, :-1], "bool"),
+        decoded = self.decoder(inputs, initial_state=[ops.tanh(h0), c0], mask=rnn_mask(padding_mask[:, :-1]),
                                training=training)
         decoded = self.decoder_dropout(decoded, training=training)
         if not self.tie_embeddings:
@@ -134,6 +135,12 @@ class SequenceAutoencoder(keras.Model):
         if kwargs.get("loss") is not None or kwargs.get("metrics"):
             raise ConfigError("SequenceAutoencoder computes its own loss and metrics; pass only an optimizer")
         super().compile(optimizer=optimizer, **kwargs)
+
+    def compile_from_config(self, config):
+        # Keras skips compile on load when `compile` is overridden; ours takes the same arguments.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.optimizer is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
 
     # --- serialization ---------------------------------------------------------------------------
     def get_config(self):

@@ -37,6 +37,13 @@ def test_padding_changes_nothing_on_real_tokens(pooling):
         assert np.all(np.asarray(padded["sequence_output"][row, length:]) == 0)
 
 
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_a_row_of_padding_only_gives_zeros(pooling):
+    encoder = BiLSTMEncoder(**SIZES, pooling=pooling)
+    outputs = encoder({"token_ids": np.array([[2, 5, 3], [0, 0, 0]]), "padding_mask": np.array([[1, 1, 1], [0, 0, 0]])})
+    assert np.all(np.asarray(outputs["sequence_output"][1]) == 0) and np.all(np.asarray(outputs["pooled_output"][1]) == 0)
+
+
 def test_shapes_attributes_and_bad_arguments():
     encoder = BiLSTMEncoder(**SIZES, dtype="mixed_bfloat16")
     outputs = encoder({"token_ids": np.ones((3, 6), "int32"), "padding_mask": np.ones((3, 6), "int32")})

@@ -75,3 +75,15 @@ def test_config_round_trip(tie_embeddings):
     restored.set_weights(model.get_weights())
     x = {"token_ids": np.array([[2, 7, 8, 3]]), "padding_mask": np.ones((1, 4), "int32")}
     np.testing.assert_allclose(restored(x), model(x), atol=1e-6)
+
+
+def test_save_and_load_keep_weights_and_optimizer(tmp_path):
+    model = SequenceAutoencoder(BiLSTMEncoder(vocabulary_size=15, embedding_dim=8, lstm_units=4))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x = {"token_ids": np.array([[2, 7, 8, 3]]), "padding_mask": np.ones((1, 4), "int32")}
+    model.fit(x, epochs=1, verbose=0)
+    model.save(tmp_path / "autoencoder.keras")
+    restored = keras.saving.load_model(tmp_path / "autoencoder.keras")
+    np.testing.assert_allclose(restored(x), model(x), atol=1e-6)
+    assert int(restored.optimizer.iterations) == 1
+    restored.fit(x, epochs=1, verbose=0)
