@@ -12,6 +12,8 @@ import importlib as _importlib
 import os as _os
 
 _os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+if "TF_CPP_MIN_LOG_LEVEL" in _os.environ:  # the user's own choice: the CLI then leaves TensorFlow's logging alone
+    _os.environ.setdefault("PTFT_USER_TF_LOG_LEVEL", _os.environ["TF_CPP_MIN_LOG_LEVEL"])
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from ptft_keras.version import __version__  # noqa: E402

@@ -50,6 +50,11 @@ from ptft_keras.jobs.kinds import TASKS, kind_for
 from ptft_keras.training.strategy import STRATEGIES
 
 PADDINGS = ("auto", "dynamic", "bucket", "fixed")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+LOG_DIR = "logs"
+BACKUP_DIR = ".resume"
+#: options a resumed run may change (they do not change what is trained)
+RESUMABLE_CHANGES = ("verbose", "overwrite", "output", "save_every", "log_every")
 
 
 @dataclass
@@ -118,10 +123,20 @@ class FinetuneConfig:
     strategy: str = option("default", "tf.distribute strategy", choices=STRATEGIES)
     tpu: Optional[str] = option(None, "TPU name or grpc:// address for --strategy tpu")
     jit_compile: bool = option(False, "compile the train and predict steps with XLA")
+    precision: str = option("float32", "compute dtype of the encoder: mixed_bfloat16 on TPUs and recent GPUs, "
+                            "mixed_float16 on older GPUs (adds loss scaling); float32 on CPUs", choices=PRECISIONS)
+    log_every: int = option(10, "optimizer steps between TensorBoard step scalars and points of the loss curve",
+                            positive=True)
     skip_bad_rows: bool = option(False, "leave out malformed rows (counted in one warning) instead of stopping")
     allow_pickle: bool = option(False, "read a pickled pytorch_model.bin checkpoint (unpickling can run code: only "
                                 "for checkpoints you trust; safetensors needs no such flag)")
-    verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bars, 2 one line per epoch")
+    overwrite: bool = option(False, "replace a finished model directory at --output (without it, such a run is "
+                             "refused; an unfinished one with the same options is resumed)")
+    save_every: Optional[int] = option(
+        None, "optimizer steps between backups that a rerun resumes from (and at every epoch end); default: a "
+        "quarter epoch, between 20 and 500 steps", positive=True)
+    verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bars (one line per epoch when the output is "
+                          "not a terminal), 2 one line per epoch")
 
 
 @dataclass
@@ -162,54 +177,238 @@ def run_finetune(config: FinetuneConfig, kind) -> FinetuneResult:
     """The one fine-tuning skeleton: `kind` (a `TaskKind`) says what differs between tasks."""
     import keras
 
-    from ptft_keras.models.backbone import Backbone
     from ptft_keras.data.tokenizer import Tokenizer
-    from ptft_keras.training.optimizer import make_optimizer
+    from ptft_keras.jobs.timing import PhaseClock
+    from ptft_keras.models.backbone import Backbone
     from ptft_keras.training.strategy import is_chief, needs_static_shapes, resolve
 
+    clock = PhaseClock()
+    clock.mark_startup()
     config = kind.with_defaults(config)
     keras.utils.set_random_seed(config.seed)
     strategy = resolve(config.strategy, tpu=config.tpu)
+    check_strategy(config, strategy)
     checkpoint = config.model or str(default_checkpoint())
     output = Path(config.output)
+    chief = is_chief(strategy)
+    options = fingerprint(config)
+    resume = resume_state(output, config, options) if chief else None  # before any work: a finished dir is refused
 
-    splits = kind.read_splits(config)
-    with strategy.scope():
-        backbone = Backbone.from_pretrained(checkpoint, allow_pickle=config.allow_pickle)
+    with clock.phase("data"):
+        splits = kind.read_splits(config)
+    with clock.phase("build"), strategy.scope():
+        backbone = Backbone.from_pretrained(checkpoint, allow_pickle=config.allow_pickle,
+                                            dtype=None if config.precision == "float32" else config.precision)
     tokenizer = Tokenizer.from_pretrained(checkpoint)
     print(f"fine-tuning {checkpoint} ({type(backbone).__name__}, {backbone.num_layers} layers, hidden "
           f"{backbone.hidden_dim}) for {config.task} on {len(splits.train)} {kind.unit} of {config.train}")
     for line in kind.describe(config, splits):
         print(line)
 
-    sequence_length = resolve_sequence_length(config, kind, tokenizer, backbone, splits)
-    config = kind.resolve_fit(config, sequence_length, splits)
-    padding = choose_padding(config.padding, strategy, kind.default_padding)
-    info = model_info(config, splits.label_names, sequence_length, output, model=checkpoint, padding=padding,
-                      **kind.info_extra(config))
-    prepared = kind.datasets(config, tokenizer, splits, info, padding=padding,
-                             drop_remainder=needs_static_shapes(strategy))
+    with clock.phase("data"):
+        sequence_length = resolve_sequence_length(config, kind, tokenizer, backbone, splits)
+        config = kind.resolve_fit(config, sequence_length, splits)
+        padding = choose_padding(config.padding, strategy, kind.default_padding)
+        info = model_info(config, splits.label_names, sequence_length, output, model=checkpoint, padding=padding,
+                          **kind.info_extra(config))
+        prepared = kind.datasets(config, tokenizer, splits, info, padding=padding,
+                                 drop_remainder=needs_static_shapes(strategy))
 
-    with strategy.scope():
+    with clock.phase("build"), strategy.scope():
         model = kind.build_model(backbone, config, splits.label_names)
-        model.compile(
-            optimizer=make_optimizer(config.learning_rate, warmup_ratio=config.warmup_ratio,
-                                     total_steps=prepared.steps_per_epoch * config.epochs,
-                                     weight_decay=config.weight_decay),
-            jit_compile=config.jit_compile,
-        )
-    validating = prepared.validation_data is not None or bool(prepared.callbacks)
-    callbacks = [*training_callbacks(config, prepared.steps_per_epoch), *prepared.callbacks]
-    if validating:
-        callbacks.append(early_stopping(config, *kind.monitor(config)))
-    history = model.fit(prepared.train, validation_data=prepared.validation_data, epochs=config.epochs,
-                        callbacks=callbacks, verbose=config.verbose,
-                        shuffle=False)  # the dataset shuffles itself, reproducibly
-    history = {k: [float(v) for v in values] for k, values in history.history.items()}
+        model.compile(optimizer=finetune_optimizer(config, prepared.steps_per_epoch), jit_compile=config.jit_compile)
+        model(tokenizer(["a"], sequence_length=8), training=False)  # built before fit, so a backup can load
+    with clock.phase("train"):
+        history = fit_resumably(model, config, kind, prepared, output, resume, chief=chief, options=options)
+    epochs_run = len(next(iter(history.values()), []))
+    step_log = history.pop("_step_log")
 
-    report = kind.score(model, tokenizer, info, splits, prepared, history)
-    files = write_outputs(output, model, tokenizer, info, report) if is_chief(strategy) else {}
+    with clock.phase("evaluate"):
+        report = kind.score(model, tokenizer, info, splits, prepared, history)
+    report["steps"] = {"step": step_log.steps, "loss": [round(v, 6) for v in step_log.losses]}
+    files = {}
+    if chief:
+        with clock.phase("save"):
+            report["timing"] = clock.as_dict()
+            files = write_outputs(output, model, tokenizer, info, report)
+            remove_tree(output / BACKUP_DIR)  # finished: nothing left to resume
+    print(closing_summary(clock, rows=prepared.train_rows * epochs_run, unit=kind.unit, output=output,
+                          logs=output / LOG_DIR if chief else None))
     return FinetuneResult(model=model, tokenizer=tokenizer, info=info, report=report, history=history, files=files)
+
+
+def fingerprint(config: FinetuneConfig) -> dict:
+    """The options a resumed run must share with the run it continues."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in RESUMABLE_CHANGES}
+
+
+def remove_tree(path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def resume_state(output: Path, config: FinetuneConfig, options: dict) -> dict | None:
+    """What a run at `output` starts from: a backup state to resume, or None to start afresh.
+
+    A finished model directory is refused unless `--overwrite`; an unfinished run with other options too
+    (naming the options that differ); `--overwrite` clears the old backup and logs.
+    """
+    from ptft_keras.jobs.model_dir import is_model_dir
+    from ptft_keras.training.finetune_backup import read_backup_state
+
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"output: {output} is a file; pass a directory to --output")
+    backup = output / BACKUP_DIR
+    if config.overwrite:
+        remove_tree(backup)
+        remove_tree(output / LOG_DIR)
+        return None
+    state = read_backup_state(backup)
+    if state is None:
+        if is_model_dir(output):
+            raise ConfigError(f"output: {output} holds a finished model; pass --overwrite to replace it, or choose "
+                              "another --output")
+        remove_tree(output / LOG_DIR)  # a run killed before its first backup: its curves start over too
+        return None
+    wanted, saved = options, state.get("fingerprint") or {}
+    changed = sorted(k for k in set(wanted) | set(saved) if wanted.get(k) != saved.get(k))
+    if changed:
+        raise ConfigError(f"output: {output} holds an unfinished run with other options ({', '.join(changed)}); "
+                          "rerun with the same options to resume it, or pass --overwrite to start over")
+    return state
+
+
+def fit_resumably(model, config: FinetuneConfig, kind, prepared, output: Path, resume: dict | None, *,
+                  chief: bool, options: dict) -> dict:
+    """`model.fit` with backups every `--save-every` steps and at each epoch end, continuing `resume` (a backup
+    state) at its exact batch: the weights, optimizer, dropout generators, early-stopping counters, freeze
+    stage, learning-rate schedule and the data order are those of the run it continues. Returns the Keras
+    history of the whole run (with its `StepLog` under ``"_step_log"``)."""
+    from ptft_keras.training.finetune_backup import (
+        FinetuneBackup,
+        ResumableEarlyStopping,
+        best_weights,
+        restore_backup,
+    )
+    from ptft_keras.training.freezing import FreezeThenUnfreeze, layer_groups, set_trainable_groups
+    from ptft_keras.training.step_log import StepLog
+
+    steps = prepared.steps_per_epoch
+    total = steps * config.epochs
+    log_every = min(config.log_every, max(1, total // 50))
+    step_log = StepLog(output / LOG_DIR if chief else None, every=log_every)
+    schedule = freeze_schedule(config, steps)
+    freeze = FreezeThenUnfreeze(schedule)
+    validating = prepared.validation_data is not None or bool(prepared.callbacks)
+    stopping = None
+    if validating:
+        monitor, mode = kind.monitor(config)
+        stopping = ResumableEarlyStopping(monitor=monitor, mode=mode, restore_best_weights=True, verbose=1,
+                                          patience=config.early_stopping_patience or config.epochs)
+    start, history = (0, 0, 0), {}
+    if resume is not None:
+        with model.distribute_strategy.scope():
+            set_trainable_groups(model, len(layer_groups(model)))
+            model.optimizer.build(model.trainable_variables)
+        restore_backup(model, output / BACKUP_DIR, resume)
+        start, history = (resume["step"], resume["epoch"], resume["batch"]), resume["history"]
+        step_log.step = resume["step"]
+        saved_log = resume.get("step_log") or {}
+        step_log.steps, step_log.losses = list(saved_log.get("steps", [])), list(saved_log.get("losses", []))
+        if stopping is not None:
+            stopping.resume_with(resume.get("early_stopping"), best_weights(output / BACKUP_DIR, resume))
+        freeze.resume_from = resume["step"] if schedule.unit == "step" else resume["epoch"]
+        print(f"resuming from the backup in {output / BACKUP_DIR}: epoch {resume['epoch'] + 1}, batch "
+              f"{resume['batch']} of {steps} (optimizer step {resume['step']} of {total})")
+        for _ in range(resume["epoch"]):  # the shuffle's seed stream, advanced as the finished epochs did
+            iter(prepared.train)
+    save_every = config.save_every or min(max(math.ceil(steps / 4), 20), 500)
+    backup = FinetuneBackup(output / BACKUP_DIR, save_every=save_every if chief else 10**12,
+                            fingerprint=options, early_stopping=stopping, step_log=step_log,
+                            start=start, history=history)
+    if not chief:
+        backup.save = lambda: None
+    callbacks = [freeze, *prepared.callbacks, *([stopping] if stopping else []), step_log, backup]
+    fit = dict(validation_data=prepared.validation_data, callbacks=callbacks,
+               verbose=progress_verbosity(config.verbose), shuffle=False)  # the dataset shuffles itself
+    epoch, batch = start[1], start[2]
+    if batch and epoch < config.epochs:  # the rest of a partly trained epoch, then the others
+        if stopping is not None:
+            stopping.defer_restore = True
+        model.fit(prepared.train.skip(batch), initial_epoch=epoch, epochs=epoch + 1, **fit)
+        epoch += 1
+        if stopping is not None:
+            stopping.defer_restore = False
+            stopping.resume_with(stopping.resume_state(), stopping.best_weights)
+        freeze.resume_from = int(keras_step(model)) if schedule.unit == "step" else epoch
+    if epoch < config.epochs and not model.stop_training:
+        model.fit(prepared.train, initial_epoch=epoch, epochs=config.epochs, **fit)
+    elif stopping is not None and stopping.best_weights is not None:
+        model.set_weights(stopping.best_weights)
+    return {**backup.history, "_step_log": step_log}
+
+
+def keras_step(model) -> int:
+    """The optimizer's step count."""
+    import keras
+
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def check_strategy(config: FinetuneConfig, strategy) -> None:
+    """Settings that cannot work under `strategy`: float16 on TPU, a batch that does not split across replicas."""
+    from ptft_keras.training.strategy import needs_static_shapes
+
+    if config.precision == "mixed_float16" and needs_static_shapes(strategy):
+        raise ConfigError("precision: TPUs compute in bfloat16, not float16; use --precision mixed_bfloat16")
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise ConfigError(f"batch_size {config.batch_size} must be divisible by the {replicas} replicas of "
+                          f"--strategy {config.strategy}; use a multiple of {replicas}")
+
+
+def finetune_optimizer(config: FinetuneConfig, steps_per_epoch: int):
+    """AdamW with warmup + linear decay over the run (loss scaling added for mixed_float16)."""
+    import keras
+
+    from ptft_keras.training.optimizer import make_optimizer
+
+    optimizer = make_optimizer(config.learning_rate, warmup_ratio=config.warmup_ratio,
+                               total_steps=steps_per_epoch * config.epochs, weight_decay=config.weight_decay)
+    if config.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def progress_verbosity(verbose: int) -> int:
+    """Keras' `verbose`: progress bars (1) only on a terminal; one line per epoch (2) when the output is a
+    file or a pipe, where `\r` bars would fill the log."""
+    import sys
+
+    return 2 if verbose == 1 and not sys.stdout.isatty() else verbose
+
+
+def closing_summary(clock, *, rows: int, unit: str, output, logs=None) -> str:
+    """The last lines of a run: wall time, throughput, the breakdown, where things went.
+
+    Example:
+        >>> from ptft_keras.jobs.timing import PhaseClock
+        >>> clock = PhaseClock(start=0.0); clock.add("train", 10.0)
+        >>> print(closing_summary(clock, rows=500, unit="rows", output="runs/x"))  # doctest: +ELLIPSIS
+        done in ... 500 rows trained at 50.0 rows/s
+          time: train 10.0 s
+          model directory: runs/x
+    """
+    from ptft_keras.jobs.timing import format_seconds
+
+    train = clock.phases.get("train", 0.0)
+    rate = f" at {rows / train:.1f} {unit}/s" if train > 0 else ""
+    lines = [f"done in {format_seconds(clock.total())}: {rows} {unit} trained{rate}",
+             f"  time: {clock.breakdown()}", f"  model directory: {output}"]
+    if logs is not None:
+        lines.append(f"  TensorBoard: tensorboard --logdir {logs}")
+    return "\n".join(lines)
 
 
 def default_checkpoint():
@@ -299,22 +498,6 @@ def freeze_schedule(config: FinetuneConfig, steps_per_epoch: int | None = None):
         return FreezeSchedule(head_only=steps, unfreeze="gradual", every=every, unit="step",
                               lr_decay=config.layer_lr_decay, **top)
     return FreezeSchedule(head_only=steps, unit="step", lr_decay=config.layer_lr_decay, **top)
-
-
-def training_callbacks(config: FinetuneConfig, steps_per_epoch: int | None = None) -> list:
-    """Freeze-then-unfreeze (with LLRD)."""
-    from ptft_keras.training.freezing import FreezeThenUnfreeze
-
-    return [FreezeThenUnfreeze(freeze_schedule(config, steps_per_epoch))]
-
-
-def early_stopping(config: FinetuneConfig, monitor: str, mode: str):
-    """Early stopping on `monitor` with the best epoch's weights restored (patience 0: watch, keep the best,
-    never stop)."""
-    import keras
-
-    return keras.callbacks.EarlyStopping(monitor=monitor, mode=mode, restore_best_weights=True, verbose=1,
-                                         patience=config.early_stopping_patience or config.epochs)
 
 
 def write_outputs(output: Path, model, tokenizer, info, report: dict) -> dict:

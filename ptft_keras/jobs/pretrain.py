@@ -4,15 +4,25 @@
     $ ptft pretrain --model runs/tiny/backbone --corpus 'domain/*.txt' --output runs/domain   # continue
 
 `--model` is a size name (`tiny`, `mini`, `small`, `medium`, `base`, `large`: a random backbone and a
-WordPiece vocabulary trained on the corpus) or anything `Backbone.from_pretrained` accepts (its own
-masked-LM head is loaded when the checkpoint has one). The last `heldout_lines` lines of the corpus
-(or `--eval-corpus`) are held out and masked once with a fixed seed; the masked-LM loss on them is
-evaluated every `eval_every` steps (it picks `checkpoints/best.keras`) and at the end, and printed as
-the last line of output, a JSON object with at least `steps` and `mlm_loss`.
+WordPiece vocabulary trained on a sample of the corpus, at most `VOCAB_SAMPLE_BYTES` spread over it) or
+anything `Backbone.from_pretrained` accepts (its own masked-LM head is loaded when the checkpoint has
+one). Unset learning rate and warmup take the defaults of the case (`pretrain_config.with_defaults`).
 
-Resuming: the run backs up weights, optimizer state and dropout RNG every `save_every` steps under
-`OUTPUT/backup/`. Rerunning the same command resumes from the last backup, skipping the batches
-already seen of the seeded, repeated dataset, so it ends with the weights of an uninterrupted run.
+The corpus is streamed (`data.corpus`): never read whole, sharded across workers by file (or by window
+of a file, or by document), documents packed as they come. Peak memory is the model and optimizer,
+the batch, and a few shuffle groups of about `4 x sequence_length x shuffle_buffer_size` bytes of text
+with their token ids; not the corpus, and not its longest document. The first `heldout_lines` lines
+of the corpus (or of `--eval-corpus`) are held out, reading only those, and masked once with a fixed
+seed: the same held-out batches in every run. The masked-LM loss on them is evaluated every
+`eval_every` steps (it picks `checkpoints/best.keras`) and at the end, and printed as the last line of
+output, a JSON object with at least `steps` and `mlm_loss`.
+
+Resuming: the run backs up weights, optimizer state, dropout RNG and each worker's input position
+every `save_every` steps (default: a tenth of `max_steps`) and every `save_minutes` minutes under
+`OUTPUT/backup/`. Rerunning the same command resumes from the last backup; its input starts at the
+saved position (one seek and one shuffle group re-read, however far the run had got), so it sees the
+batches an uninterrupted run sees and ends with its weights. A backup without an input position
+(written by an older version) is resumed by replaying the batches already seen.
 
 Output (`OUTPUT/`): `backbone/` (Hugging Face `*ForMaskedLM` directory with the tokenizer: `ptft
 finetune --model OUTPUT/backbone` and transformers load it), `backbone.keras` (our format),
@@ -30,6 +40,7 @@ import dataclasses
 import json
 import math
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -40,9 +51,9 @@ import keras
 import tensorflow as tf
 
 from ptft_keras.config import option, to_dict  # noqa: F401
-from ptft_keras.jobs.pretrain_config import PRECISIONS, PretrainConfig  # noqa: F401 - part of this job's API
-from ptft_keras.data import sources
-from ptft_keras.data.pipeline import make_pretraining_dataset
+from ptft_keras.jobs.pretrain_config import PRECISIONS, PretrainConfig, with_defaults  # noqa: F401 - this job's API
+from ptft_keras.data.corpus import InputPositions, TextCorpus
+from ptft_keras.data.pipeline import corpus_sizes, make_pretraining_dataset
 from ptft_keras.data.tokenizer import Tokenizer
 from ptft_keras.errors import ConfigError, DataError, PtftError
 from ptft_keras.models.backbone import Backbone
@@ -57,6 +68,7 @@ from ptft_keras.training.callbacks import (
 from ptft_keras.training.optimizer import make_optimizer
 
 RESULT_FILE, INITIAL_EVAL_FILE, TOKENIZER_DIR = "result.json", "initial_eval.json", "tokenizer"
+VOCAB_SAMPLE_BYTES = 32 << 20  # text a from-scratch vocabulary is trained on, spread over the corpus
 
 
 @dataclass
@@ -88,7 +100,8 @@ class PretrainResult:
 
 # --- data --------------------------------------------------------------------------------------
 def split_heldout(documents: list[list[str]], lines: int) -> tuple[list[list[str]], list[list[str]]]:
-    """`(train, heldout)`: the last `lines` sentences (at most 10% of them) go to `heldout`.
+    """`(train, heldout)` of documents in memory: the last `lines` sentences (at most 10% of them) go to
+    `heldout` (the job itself holds out the *first* lines of a streamed corpus: `TextCorpus.split_heldout`).
 
     Whole documents are moved from the end; the document at the boundary is cut between sentences.
 
@@ -115,43 +128,112 @@ def split_heldout(documents: list[list[str]], lines: int) -> tuple[list[list[str
     return train, heldout
 
 
-def _corpus(config: PretrainConfig):
-    """`(training source, held-out documents, training documents or None)`."""
+def _corpora(config: PretrainConfig) -> tuple[TextCorpus, list[list[str]]]:
+    """`(training corpus, held-out documents)`, reading only the held-out lines."""
+    _, window_bytes = corpus_sizes(config.shuffle_buffer_size, config.sequence_length)
+    corpus = TextCorpus(config.corpus, document_lines=config.document_lines, window_bytes=window_bytes)
     if config.eval_corpus:
-        return config.corpus, list(sources.read_documents(config.eval_corpus)), None
-    documents = list(sources.read_documents(config.corpus))
-    if not documents:
-        raise DataError("the corpus has no text: every line is blank", path=config.corpus)
-    train, heldout = split_heldout(documents, config.heldout_lines)
-    return train, heldout, train
+        heldout = TextCorpus(config.eval_corpus, document_lines=config.document_lines).head(config.heldout_lines)
+    else:
+        heldout, corpus = corpus.split_heldout(config.heldout_lines)
+    if next(corpus.groups(shuffle=False, group_bytes=1), None) is None:
+        raise DataError("the corpus has no text to train on" + ("" if config.eval_corpus else
+                        " after the held-out lines; add text or lower --heldout-lines"), path=config.corpus)
+    return corpus, heldout
 
 
-def _datasets(config: PretrainConfig, tokenizer, train_source, heldout, start_step: int, static_eval: bool):
-    common = dict(batch_size=config.batch_size, sequence_length=config.sequence_length,
-                  mlm_probability=config.mlm_probability, max_predictions_per_seq=config.max_predictions_per_seq,
-                  whole_word_masking=config.whole_word_masking, nsp=config.nsp, padding="fixed", seed=config.seed)
-    # Repeated and seeded: batch k is the same in every run, so a resumed run skips the ones it did.
-    train = make_pretraining_dataset(train_source, tokenizer, shuffle=True, repeat=True, drop_remainder=True,
-                                     **common).skip(start_step)
-    # Fixed masks: the same held-out batches at every evaluation and in every run.
-    heldout = make_pretraining_dataset(heldout, tokenizer, shuffle=False, repeat=False,
-                                       drop_remainder=static_eval, **common).cache()
+def _dataset_options(config: PretrainConfig) -> dict:
+    return dict(sequence_length=config.sequence_length, mlm_probability=config.mlm_probability,
+                max_predictions_per_seq=config.max_predictions_per_seq, whole_word_masking=config.whole_word_masking,
+                nsp=config.nsp, padding="fixed", seed=config.seed, document_lines=config.document_lines,
+                shuffle_buffer_size=config.shuffle_buffer_size)
+
+
+def _train_dataset(config: PretrainConfig, tokenizer, corpus: TextCorpus, strategy, restored: dict | None,
+                   positions: dict, start_step: int):
+    """The training input, one pipeline per worker (`distribute_datasets_from_function`).
+
+    Each pipeline makes the worker's share of a step's batch (masked as one batch, so one device and
+    several replicas see the same masks), split into per-replica batches. It starts at its position
+    saved in the backup (`restored`), or replays `start_step` batches when there is none, and records
+    where every batch ends in `positions[pipeline id]` for the next backup.
+    """
+    saved = (restored or {}).get("pipelines", {})
+
+    def dataset_fn(context: tf.distribute.InputContext):
+        pipelines = context.num_input_pipelines
+        worker_batch = config.batch_size // pipelines
+        start = saved.get(str(context.input_pipeline_id)) if start_step else None
+        recorder = positions.setdefault(context.input_pipeline_id, InputPositions())
+        dataset = make_pretraining_dataset(
+            corpus, tokenizer, batch_size=worker_batch, shuffle=True, repeat=True, drop_remainder=True,
+            input_context=context if pipelines > 1 else None, start=start, positions=recorder,
+            **_dataset_options(config))
+        if start_step and start is None:
+            dataset = dataset.skip(start_step)
+        per_replica = context.get_per_replica_batch_size(config.batch_size)
+        return dataset if per_replica == worker_batch else dataset.unbatch().batch(per_replica, drop_remainder=True)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _heldout_dataset(config: PretrainConfig, tokenizer, documents, static_eval: bool):
+    """Held-out batches with fixed masks: the same at every evaluation and in every run."""
+    heldout = make_pretraining_dataset(documents, tokenizer, batch_size=config.batch_size, shuffle=False,
+                                       repeat=False, drop_remainder=static_eval, **_dataset_options(config)).cache()
     batches = sum(1 for _ in heldout)  # one pass fills the cache and counts the batches
     if not batches:
         raise DataError(f"the held-out slice makes no batch of {config.batch_size} sequences of "
                         f"{config.sequence_length} tokens; raise --heldout-lines or lower --batch-size")
-    return train, heldout.apply(tf.data.experimental.assert_cardinality(batches))
+    return heldout.apply(tf.data.experimental.assert_cardinality(batches))
+
+
+def input_state(positions: dict, steps: int) -> dict | None:
+    """What a backup after `steps` steps records of the input: each pipeline's position (None if unknown).
+
+    Example:
+        >>> from ptft_keras.data.corpus import InputPositions
+        >>> recorder = InputPositions()
+        >>> recorder.record(0, [0, 1, 0, 32])
+        >>> input_state({0: recorder}, 1)
+        {'pipelines': {'0': {'epoch': 0, 'window': 1, 'offset': 0, 'skip': 32, 'batch': 1}}}
+    """
+    cursors = {str(pipeline): recorder.after(steps) for pipeline, recorder in positions.items()}
+    if not cursors or any(cursor is None for cursor in cursors.values()):
+        return None
+    return {"pipelines": cursors}
+
+
+def _describe_input(restored: dict | None, start: int) -> str:
+    cursors = list((restored or {}).get("pipelines", {}).values())
+    if not cursors:
+        return f"no saved input position: replaying {start} batches"
+    c = cursors[0]
+    more = f" (and {len(cursors) - 1} more workers)" if len(cursors) > 1 else ""
+    return (f"input restored at epoch {c['epoch']}, window {c['window']}, byte {c['offset']}, "
+            f"after {c['skip']} sequences of its group{more}")
+
+
+def _workers(strategy) -> tuple[int, int]:
+    """`(workers, this worker's index)` of a multi-worker strategy ((1, 0) otherwise)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return 1, 0
+    spec = resolver.cluster_spec().as_dict()
+    workers = sum(len(spec.get(kind, [])) for kind in ("chief", "worker")) or 1
+    chief = 1 if spec.get("chief") and resolver.task_type == "worker" else 0
+    return workers, int(resolver.task_id or 0) + chief
 
 
 # --- model -------------------------------------------------------------------------------------
-def _tokenizer_and_backbone(config: PretrainConfig, train_documents, dtype, writer: bool):
+def _tokenizer_and_backbone(config: PretrainConfig, corpus: TextCorpus, dtype, writer: bool):
     """`(tokenizer, backbone, hf_dir or None, description)` for a size name or a checkpoint."""
     if config.model in NAMED_SIZES:
         tokenizer_dir = Path(config.output) / TOKENIZER_DIR
         if tokenizer_dir.is_dir():  # resuming: the vocabulary the backup was trained with
             tokenizer = Tokenizer.from_pretrained(tokenizer_dir, model_type=config.model_type)
         else:
-            tokenizer = _train_tokenizer(config, train_documents)
+            tokenizer = _train_tokenizer(config, corpus)
             if writer:
                 with staged(tokenizer_dir) as tmp:
                     tokenizer.save_pretrained(tmp)
@@ -167,12 +249,17 @@ def _tokenizer_and_backbone(config: PretrainConfig, train_documents, dtype, writ
     return tokenizer, backbone, hf_dir, f"continued from {config.model}"
 
 
-def _train_tokenizer(config: PretrainConfig, train_documents) -> Tokenizer:
+def _train_tokenizer(config: PretrainConfig, corpus: TextCorpus) -> Tokenizer:
+    """A WordPiece vocabulary trained on a sample of the training corpus (`TextCorpus.sample`), streamed
+    to the trainer through a temporary file so no list of the corpus' lines is built."""
     from ptft_keras.data.vocab import train_wordpiece_vocabulary
 
-    texts = ([s for d in train_documents for s in d] if train_documents is not None
-             else sources.expand_files(config.corpus))
-    vocabulary = train_wordpiece_vocabulary(texts, vocab_size=config.vocab_size)
+    with tempfile.TemporaryDirectory(prefix="ptft-vocabulary-") as folder:
+        sample = Path(folder) / "sample.txt"
+        with sample.open("w", encoding="utf-8") as stream:
+            for line in corpus.sample(VOCAB_SAMPLE_BYTES):
+                stream.write(line + "\n")
+        vocabulary = train_wordpiece_vocabulary(str(sample), vocab_size=config.vocab_size)
     return Tokenizer.from_vocabulary(vocabulary, model_type=config.model_type,
                                      model_max_length=max(512, config.sequence_length))
 
@@ -212,11 +299,11 @@ def _check(config: PretrainConfig, strategy) -> None:
 
 
 # --- the job -----------------------------------------------------------------------------------
-def _build(config: PretrainConfig, strategy, train_documents, output: Path, writer: bool):
+def _build(config: PretrainConfig, strategy, corpus: TextCorpus, positions: dict, output: Path, writer: bool):
     """`(model, tokenizer, backup, steps done, description)`: everything that owns variables, under the scope."""
     dtype = None if config.precision == "float32" else config.precision
     with strategy.scope():
-        tokenizer, backbone, hf_dir, description = _tokenizer_and_backbone(config, train_documents, dtype, writer)
+        tokenizer, backbone, hf_dir, description = _tokenizer_and_backbone(config, corpus, dtype, writer)
         model = MaskedLM(backbone, nsp=config.nsp)
         head = "new masked-LM head"
         if hf_dir is not None and model.load_hf_head(read_hf_tensors(hf_dir), path=hf_dir):
@@ -229,7 +316,12 @@ def _build(config: PretrainConfig, strategy, train_documents, output: Path, writ
         model.compile(optimizer=_optimizer(config), jit_compile=jit,
                       gradient_accumulation_steps=config.gradient_accumulation_steps)
         model.optimizer.build(model.trainable_variables)
-        backup = PreemptionBackup(output / BACKUP_DIR, save_freq=config.save_every, writer=writer)
+        workers, worker = _workers(strategy)
+        # Time-based backups only with one worker: every worker must back up at the same steps.
+        seconds = config.save_minutes * 60 if config.save_minutes > 0 and workers == 1 else None
+        backup = PreemptionBackup(output / BACKUP_DIR, save_freq=config.save_every, save_seconds=seconds,
+                                  writer=writer, input_state=lambda steps: input_state(positions, steps),
+                                  input_name=f"worker-{worker}")
         backup.set_model(model)
         start = backup.restore()
     return model, tokenizer, backup, start, f"{description} ({model.count_params():,} parameters, {head})"
@@ -272,7 +364,7 @@ def pretrain(config: PretrainConfig | None = None, *, strategy=None, verbose: in
     """
     if isinstance(strategy, str):
         overrides["strategy"], strategy = strategy, None
-    config = dataclasses.replace(config or PretrainConfig(), **overrides)
+    config = with_defaults(dataclasses.replace(config or PretrainConfig(), **overrides))
     output = Path(config.output or "")
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
@@ -284,14 +376,19 @@ def pretrain(config: PretrainConfig | None = None, *, strategy=None, verbose: in
         verbose = 1 if sys.stdout.isatty() else 2
     say = print if verbose else (lambda *args: None)
 
-    train_source, heldout_documents, train_documents = _corpus(config)
-    model, tokenizer, backup, start, description = _build(config, strategy, train_documents, output, writer)
-    train, heldout = _datasets(config, tokenizer, train_source, heldout_documents, start,
+    corpus, heldout_documents = _corpora(config)
+    positions: dict = {}
+    model, tokenizer, backup, start, description = _build(config, strategy, corpus, positions, output, writer)
+    train = _train_dataset(config, tokenizer, corpus, strategy, backup.restored_input, positions, start)
+    heldout = _heldout_dataset(config, tokenizer, heldout_documents,
                                static_eval=strategies.needs_static_shapes(strategy))
     say(f"pretraining {description}; {strategy.num_replicas_in_sync} replica(s), "
-        f"batch {config.batch_size} x {config.sequence_length} tokens")
-    say(f"resuming at step {start} of {config.max_steps} (backup in {output / BACKUP_DIR})" if start
+        f"batch {config.batch_size} x {config.sequence_length} tokens, learning rate {config.learning_rate:g}")
+    say(f"resuming at step {start} of {config.max_steps} (backup in {output / BACKUP_DIR}; "
+        f"{_describe_input(backup.restored_input, start)})" if start
         else f"starting at step 0 of {config.max_steps}")
+    by_time = f" and every {config.save_minutes:g} minutes" if backup.save_seconds else ""
+    say(f"backups every {config.save_every} steps{by_time} to {output / BACKUP_DIR}")
 
     initial = read_json(output / INITIAL_EVAL_FILE, default={}).get("mlm_loss")
     if start == 0:

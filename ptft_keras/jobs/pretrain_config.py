@@ -1,14 +1,33 @@
 """The options of `ptft pretrain` (`PretrainConfig`), apart from the job so `ptft pretrain --help` loads no
-TensorFlow.
+TensorFlow, and the defaults that depend on the case (`with_defaults`).
+
+Learning rate and warmup, when left unset, depend on where the weights come from:
+
+| case | `--model` | learning rate | warmup |
+|---|---|---|---|
+| from scratch | a size name (`tiny`, ...) | `FROM_SCRATCH_LEARNING_RATE` (5e-4) | `FROM_SCRATCH_WARMUP_RATIO` (5%) |
+| continued pretraining | a checkpoint | `CONTINUED_LEARNING_RATE` (1e-4) | `CONTINUED_WARMUP_RATIO` (1%) |
+
+From scratch, 5e-4 was measured against BERT's 1e-4 (and 1e-3) on `tiny`: held-out masked-LM loss
+after 300 steps of 32 x 64 tokens of SST-2 sentences (benchmarks/pretrain_memory.py, RESULTS.md).
+A checkpoint already encodes language: a smaller step keeps what it knows (1e-4, BERT's own rate).
+
+Backups: every `save_every` steps (default: a tenth of `max_steps`) and every `save_minutes` minutes,
+so a short run killed at any point resumes near where it was.
 
 Example:
     >>> config = PretrainConfig(corpus="corpus.txt", output="runs/tiny")
     >>> config.model, config.batch_size, config.sequence_length
     ('tiny', 32, 128)
+    >>> resolved = with_defaults(config)
+    >>> resolved.learning_rate, resolved.warmup_ratio, resolved.save_every
+    (0.0005, 0.05, 100)
+    >>> with_defaults(PretrainConfig(model="runs/tiny/backbone", max_steps=40)).learning_rate
+    0.0001
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Optional
 
 from ptft_keras.config import option
@@ -16,13 +35,19 @@ from ptft_keras.models.sizes import NAMED_SIZES
 from ptft_keras.training.strategy import STRATEGIES
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+FROM_SCRATCH_LEARNING_RATE, FROM_SCRATCH_WARMUP_RATIO = 5e-4, 0.05
+CONTINUED_LEARNING_RATE, CONTINUED_WARMUP_RATIO = 1e-4, 0.01
+SAVES_PER_RUN = 10  # default save_every: max_steps / SAVES_PER_RUN
+CORPUS_HELP = ("text file(s) or glob (.gz too): one sentence per line; a document ends at a blank line or after "
+               "--document-lines lines (a file without blank lines is read as documents of that many lines). "
+               "Streamed: memory is bounded by the model, the batch and --shuffle-buffer-size, not by the corpus")
 
 
 @dataclass
 class PretrainConfig:
     """Options of `ptft pretrain` (flags `--max-steps` etc., or keys of a `--config` YAML file)."""
 
-    corpus: Optional[str] = option(None, "text file(s) or glob: one sentence per line, a blank line between documents")
+    corpus: Optional[str] = option(None, CORPUS_HELP)
     output: Optional[str] = option(None, "output directory; rerun with the same one to resume")
     model: str = option("tiny", f"a size ({'|'.join(NAMED_SIZES)}) to pretrain from scratch, or a checkpoint "
                                 "path / Hub id to continue pretraining")
@@ -37,9 +62,13 @@ class PretrainConfig:
     max_predictions_per_seq: int = option(20, "masked positions scored per sequence", positive=True)
     whole_word_masking: bool = option(False, "mask all pieces of a word together")
     nsp: bool = option(False, "add next-sentence prediction (BERT only)")
-    learning_rate: float = option(1e-4, "peak learning rate (AdamW)", positive=True)
+    learning_rate: Optional[float] = option(
+        None, f"peak learning rate (AdamW); default {FROM_SCRATCH_LEARNING_RATE:g} from scratch (a size name, "
+              f"measured), {CONTINUED_LEARNING_RATE:g} when continuing a checkpoint", positive=True)
     warmup_steps: Optional[int] = option(None, "linear warmup steps (default: warmup_ratio of max_steps)")
-    warmup_ratio: float = option(0.01, "warmup as a fraction of max_steps when warmup_steps is not set")
+    warmup_ratio: Optional[float] = option(
+        None, f"warmup as a fraction of max_steps when warmup_steps is not set; default "
+              f"{FROM_SCRATCH_WARMUP_RATIO:g} from scratch, {CONTINUED_WARMUP_RATIO:g} when continuing")
     decay: Literal["linear", "cosine", "constant"] = option("linear", "learning-rate decay after warmup")
     weight_decay: float = option(0.01, "AdamW weight decay (not on LayerNorm and bias)")
     clip_norm: Optional[float] = option(1.0, "clip gradients to this global norm (none: no clipping)")
@@ -51,11 +80,29 @@ class PretrainConfig:
     tpu: Optional[str] = option(None, "TPU name or grpc:// address (with --strategy tpu)")
     seed: int = option(0, "seed of initialisation, data order, masking and dropout")
     deterministic: bool = option(False, "bitwise-reproducible kernels (enable_op_determinism; slower)")
-    save_every: int = option(500, "steps between backups that a rerun resumes from", positive=True)
+    save_every: Optional[int] = option(None, f"steps between backups that a rerun resumes from (default: "
+                                             f"max_steps / {SAVES_PER_RUN})", positive=True)
+    save_minutes: float = option(10.0, "also back up when this many minutes have passed since the last backup "
+                                       "(0: only by steps; one worker only)")
     eval_every: int = option(1000, "steps between held-out evaluations and checkpoints (a Keras epoch)",
                              positive=True)
     log_every: int = option(100, "steps between TensorBoard step scalars", positive=True)
-    heldout_lines: int = option(500, "lines at the end of the corpus held out for evaluation (at most 10%)",
-                                positive=True)
-    eval_corpus: Optional[str] = option(None, "held-out text instead of the corpus' last lines "
-                                              "(for corpora too large to read into memory)")
+    heldout_lines: int = option(500, "the first lines of the corpus, held out for evaluation (at most 10% of "
+                                     "the lines read to find them; only these are read)", positive=True)
+    eval_corpus: Optional[str] = option(None, "held-out text instead of the corpus' first lines (its first "
+                                              "--heldout-lines lines are used)")
+    document_lines: int = option(128, "a document ends at a blank line or after this many lines", positive=True)
+    shuffle_buffer_size: int = option(10_000, "sequences shuffled together: the input reads about "
+                                              "4 x sequence_length x this many bytes of text at a time",
+                                      positive=True)
+
+
+def with_defaults(config: PretrainConfig) -> PretrainConfig:
+    """`config` with the options left unset filled in for its case (from scratch or continued; see above)."""
+    scratch = config.model in NAMED_SIZES
+    learning_rate = config.learning_rate or (FROM_SCRATCH_LEARNING_RATE if scratch else CONTINUED_LEARNING_RATE)
+    warmup_ratio = config.warmup_ratio
+    if warmup_ratio is None:
+        warmup_ratio = FROM_SCRATCH_WARMUP_RATIO if scratch else CONTINUED_WARMUP_RATIO
+    save_every = config.save_every or max(1, config.max_steps // SAVES_PER_RUN)
+    return replace(config, learning_rate=learning_rate, warmup_ratio=warmup_ratio, save_every=save_every)

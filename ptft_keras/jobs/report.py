@@ -120,10 +120,12 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_curves(history: dict, path) -> Path | None:
-    """Save one panel per quantity (loss, accuracy, ...) with its training and validation curves.
+def plot_curves(history: dict, path, steps: dict | None = None) -> Path | None:
+    """Save one panel per quantity (loss, accuracy, ...) with its training and validation curves, and first
+    a panel of the training loss per optimizer step when `steps` (``{"step": [...], "loss": [...]}``) has
+    points, so even a one-epoch run shows how the loss moved.
 
-    Returns the path, or None when the history has no epochs.
+    Returns the path, or None when there is nothing to plot.
 
     Example:
         >>> plot_curves({"loss": [0.7, 0.4], "val_loss": [0.6, 0.5]}, "/tmp/curves.png")  # doctest: +SKIP
@@ -137,10 +139,18 @@ def plot_curves(history: dict, path) -> Path | None:
 
     names = [k for k in history if not k.startswith("val_") and k not in ("learning_rate", "lr")]
     names += [k[4:] for k in history if k.startswith("val_") and k[4:] not in history]
-    if not names or not any(len(v) for v in history.values()):
+    has_steps = bool(steps and steps.get("step"))
+    if not has_steps and (not names or not any(len(v) for v in history.values())):
         return None
-    fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    panels = len(names) + has_steps
+    fig, axes = plt.subplots(1, panels, figsize=(4.5 * panels, 3.5), squeeze=False)
+    if has_steps:
+        ax = axes[0][0]
+        ax.plot(steps["step"], steps["loss"], label="train")
+        ax.set_title("loss per step")
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    for ax, name in zip(axes[0][int(has_steps):], names):
         for key, label in ((name, "train"), (f"val_{name}", "validation")):
             if history.get(key):
                 epochs = np.arange(1, len(history[key]) + 1)
@@ -163,7 +173,7 @@ def write_report(directory, report: dict) -> dict[str, Path]:
     paths = {"metrics": directory / METRICS_FILE, "report": directory / REPORT_FILE}
     write_json(paths["metrics"], report)
     paths["report"].write_text(format_report(report) + "\n", encoding="utf-8")
-    curves = plot_curves(report.get("history") or {}, directory / CURVES_FILE)
+    curves = plot_curves(report.get("history") or {}, directory / CURVES_FILE, report.get("steps"))
     if curves is not None:
         paths["curves"] = curves
     return paths

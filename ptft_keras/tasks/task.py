@@ -133,7 +133,7 @@ class TaskModel(keras.Model):
             raise CheckpointError("no such weights file", path=filepath)
         misfit = (
             f"the weights do not fit this {type(self).__name__} over a {type(self.backbone).__name__} "
-            f"({self.backbone.num_layers} layers, hidden {self.backbone.hidden_dim}); they were probably "
+            f"({getattr(self.backbone, 'num_layers', '?')} layers, hidden {self.backbone.hidden_dim}); they were probably "
             "saved from another architecture or task"
         )
         # Keras silently skips stored weights the model has no place for (e.g. a 12-layer file

@@ -224,11 +224,14 @@ class FreezeThenUnfreeze(keras.callbacks.Callback):
         Per N steps instead: ``FreezeSchedule(unfreeze="gradual", every=200, unit="step")``.
     """
 
-    def __init__(self, schedule: FreezeSchedule | None = None):
+    def __init__(self, schedule: FreezeSchedule | None = None, *, resume_from: int | None = None):
         super().__init__()
         self.schedule = schedule or FreezeSchedule.default()
         self.trainable_groups = None
         self.unfreeze_steps = []
+        #: a resumed run's elapsed steps (or epochs, per the schedule's unit): it starts in the stage its
+        #: last step was in, so an unfreeze due right now still restarts the warmup, and an earlier one does not
+        self.resume_from = resume_from
 
     def on_train_begin(self, logs=None):
         model, schedule = self.model, self.schedule
@@ -250,6 +253,8 @@ class FreezeThenUnfreeze(keras.callbacks.Callback):
                 model.optimizer.build(model.trainable_variables)
         refresh_trainable(model)
         self.trainable_groups = None
+        if self.resume_from:
+            self._apply(self.resume_from - 1)
         if schedule.unit == "step":
             self._apply(_current_step(model))
 

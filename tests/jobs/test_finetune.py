@@ -15,13 +15,13 @@ from test_model_dir import FILLER, NEGATIVE, POSITIVE, write_tiny_checkpoint
 from ptft_keras.cli import main
 from ptft_keras.errors import ConfigError, DataError
 from ptft_keras.jobs.finetune import FinetuneConfig, finetune
+from ptft_keras.jobs.model_dir import load_model_dir
 from ptft_keras.jobs.sequence_kind import SequenceKind
 
 
 def read_splits(config):
     splits = SequenceKind().read_splits(config)
     return splits.train, splits.validation, splits.validation_name
-from ptft_keras.jobs.model_dir import load_model_dir
 
 
 def sentiment_rows(n, seed):
@@ -265,3 +265,75 @@ def test_freeze_schedule_from_the_options():
     assert freeze_schedule(FinetuneConfig(freeze_steps=0)).head_only == 0
     with pytest.raises(ConfigError, match="--train-top-blocks"):
         freeze_schedule(FinetuneConfig(train_top_blocks=-1), steps_per_epoch=100)
+
+
+# ------------------------------------------------------------------------------------------ resume
+class Killed(Exception):
+    """Stands in for kill -9 in-process: raised from inside `fit` at a chosen optimizer step."""
+
+
+def kill_at(monkeypatch, step):
+    from ptft_keras.training.step_log import StepLog
+
+    original = StepLog.on_train_batch_end
+
+    def dying(self, batch, logs=None):
+        original(self, batch, logs)
+        if self.step == step:
+            raise Killed(step)
+
+    monkeypatch.setattr(StepLog, "on_train_batch_end", dying)
+
+
+@pytest.fixture(scope="module")
+def resumable(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    write_tsv(root / "train.tsv", sentiment_rows(48, seed=11))
+    options = dict(model=str(write_tiny_checkpoint(root / "ckpt")), train=str(root / "train.tsv"),
+                   text_column="sentence", validation_fraction=0.25, epochs=3, batch_size=8, save_every=2,
+                   learning_rate=1e-2, seed=3, verbose=0, padding="dynamic")
+    unbroken = finetune(output=str(root / "unbroken"), **options)
+    return SimpleNamespace(root=root, options=options, unbroken=unbroken)
+
+
+def weights_of(result):
+    return [np.asarray(w) for w in result.model.get_weights()]
+
+
+@pytest.mark.parametrize("step", [5, 7])  # at an epoch's end (5 steps an epoch) and in the middle of one
+def test_a_killed_run_resumes_where_its_last_backup_was_and_ends_as_an_unbroken_one(resumable, monkeypatch, step,
+                                                                                  capsys):
+    output = resumable.root / f"killed-{step}"
+    with monkeypatch.context() as patch:
+        kill_at(patch, step)
+        with pytest.raises(Killed):
+            finetune(output=str(output), **resumable.options)
+    assert (output / ".resume" / "state.json").is_file() and not (output / "model.keras").exists()
+    capsys.readouterr()
+    resumed = finetune(output=str(output), **resumable.options)
+    assert "resuming from the backup" in capsys.readouterr().out
+    assert not (output / ".resume").exists()  # finished: the backup is gone
+    for mine, theirs in zip(weights_of(resumed), weights_of(resumable.unbroken)):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
+    assert resumed.history["val_accuracy"] == pytest.approx(resumable.unbroken.history["val_accuracy"], abs=1e-6)
+    assert resumed.report["metrics"] == pytest.approx(resumable.unbroken.report["metrics"], abs=1e-5)
+
+
+def test_a_finished_directory_is_kept_unless_overwrite(resumable):
+    finished = resumable.root / "unbroken"
+    before = (finished / "metrics.json").read_text()
+    with pytest.raises(ConfigError, match="holds a finished model; pass --overwrite"):
+        finetune(output=str(finished), **resumable.options)
+    assert (finished / "metrics.json").read_text() == before
+
+
+def test_an_unfinished_run_with_other_options_is_not_mixed(resumable, monkeypatch):
+    output = resumable.root / "other-options"
+    with monkeypatch.context() as patch:
+        kill_at(patch, 3)
+        with pytest.raises(Killed):
+            finetune(output=str(output), **resumable.options)
+    with pytest.raises(ConfigError, match=r"other options \(learning_rate\)"):
+        finetune(output=str(output), **{**resumable.options, "learning_rate": 5e-3})
+    finetune(output=str(output), overwrite=True, **{**resumable.options, "epochs": 1})
+    assert not (output / ".resume").exists() and (output / "model.keras").is_file()

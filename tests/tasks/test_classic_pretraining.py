@@ -6,13 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-import ptft_keras.training.classic_pretraining
+import ptft_keras.tasks.classic_pretraining
 from ptft_keras.data.pipeline import make_finetune_dataset, make_pretraining_dataset
 from ptft_keras.data.tokenizer import Tokenizer
 from ptft_keras.errors import ConfigError
 from ptft_keras.models.bilstm import BiLSTMEncoder
 from ptft_keras.tasks.masked_lm import MaskedLM
-from ptft_keras.training.classic_pretraining import build_bilstm, pretrain_autoencoder, pretrain_word2vec
+from ptft_keras.tasks.classic_pretraining import build_bilstm, pretrain_autoencoder, pretrain_word2vec
 
 WORDS = ["the", "a", "cat", "dog", "sat", "ran", "on", "mat", "rug", "fast"]
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS + ["stock", "unseen"]
@@ -29,7 +29,7 @@ def tokenizer():
 
 
 def test_docstring_examples():
-    result = doctest.testmod(ptft_keras.training.classic_pretraining,
+    result = doctest.testmod(ptft_keras.tasks.classic_pretraining,
                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
 
