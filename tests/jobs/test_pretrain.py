@@ -135,9 +135,9 @@ def test_tpu_path_fixed_shapes_and_an_xla_compiled_step(tmp_path, corpus, checkp
     config = PretrainConfig(model=checkpoint, corpus=corpus, output=str(tmp_path), max_steps=2, batch_size=8,
                             sequence_length=32, heldout_lines=100, nsp=True)
     tokenizer = Tokenizer.from_pretrained(checkpoint)
-    train_source, heldout, _ = pretrain_module._corpus(config)
-    train, evaluation = pretrain_module._datasets(config, tokenizer, train_source, heldout, start_step=0,
-                                                  static_eval=True)
+    corpus, heldout = pretrain_module._corpora(pretrain_module.with_defaults(config))
+    train = pretrain_module._train_dataset(config, tokenizer, corpus, tf.distribute.get_strategy(), None, {}, 0)
+    evaluation = pretrain_module._heldout_dataset(config, tokenizer, heldout, static_eval=True)
     for dataset in (train, evaluation):
         shapes = [spec.shape for spec in tf.nest.flatten(dataset.element_spec)]
         assert all(shape.is_fully_defined() and shape[0] == 8 for shape in shapes), shapes
