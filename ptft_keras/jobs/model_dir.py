@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ptft_keras.errors import CheckpointError
+from ptft_keras.jobs.kinds import TASKS
 
 MODEL_FILE = "model.keras"
 TOKENIZER_DIR = "tokenizer"
@@ -149,11 +150,24 @@ def read_model_info(directory) -> ModelInfo:
     config = _read_json(directory / CONFIG_FILE, "training config")
     if not isinstance(labels, dict) or not isinstance(labels.get("labels"), list):
         raise CheckpointError('expected {"task": ..., "labels": [...]}', path=directory / LABELS_FILE, field="labels")
+    if not isinstance(config, dict):
+        raise CheckpointError(f"expected a JSON object of training options, found a JSON {type(config).__name__}; "
+                              "re-run ptft finetune to rewrite it", path=directory / CONFIG_FILE)
+    task = labels.get("task") or config.get("task", "classification")
+    if task not in TASKS:
+        where = LABELS_FILE if labels.get("task") else CONFIG_FILE
+        raise CheckpointError(f"task {task!r} is not one of {', '.join(TASKS)}; the model directory was edited or "
+                              "written by something else", path=directory / where, field="task")
     own = ("directory", "task", "label_names", "training_config")
     lifted = {f.name: config[f.name] for f in dataclasses.fields(ModelInfo) if f.name in config and f.name not in own}
+    for name in ("sequence_length", "head_tokens", "window_stride"):
+        value = lifted.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise CheckpointError(f"{name} must be a positive whole number, found {value!r}",
+                                  path=directory / CONFIG_FILE, field=name)
     return ModelInfo(
         directory=str(directory),
-        task=labels.get("task") or config.get("task", "classification"),
+        task=task,
         label_names=[str(n) for n in labels["labels"]],
         training_config=config,
         **lifted,

@@ -141,3 +141,19 @@ def test_broken_json_is_a_checkpoint_error_naming_the_file(tmp_path):
     (directory / CONFIG_FILE).unlink()
     with pytest.raises(CheckpointError, match="no training config"):
         read_model_info(directory)
+
+
+@pytest.mark.parametrize("config, match", [
+    ([1, 2], "expected a JSON object of training options, found a JSON list"),
+    ({"task": "banana"}, "task 'banana' is not one of classification"),
+    ({"sequence_length": "long"}, "sequence_length must be a positive whole number, found 'long'"),
+    ({"sequence_length": 0}, "sequence_length must be a positive whole number, found 0"),
+])
+def test_an_edited_training_config_is_refused_naming_the_field(tmp_path, config, match):
+    directory = write_tiny_model_dir(tmp_path / "run")
+    labels = json.loads((directory / "labels.json").read_text())
+    (directory / "labels.json").write_text(json.dumps({**labels, "task": None}))  # the task then comes from the config
+    (directory / CONFIG_FILE).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=match) as error:
+        read_model_info(directory)
+    assert error.value.path.endswith((CONFIG_FILE, "labels.json"))
