@@ -130,8 +130,8 @@ def pickle_refusal(path) -> CheckpointError:
     """The error for a pickled `pytorch_model.bin` read without `allow_pickle=True`: why, and what to do."""
     return CheckpointError(
         "refusing to read a pickled PyTorch checkpoint: unpickling a file can execute arbitrary "
-        "code. If you trust its source, pass allow_pickle=True; better, convert it once to "
-        "model.safetensors (transformers: AutoModel.from_pretrained(dir).save_pretrained(dir))",
+        "code. If you trust its source, pass --allow-pickle (CLI) or allow_pickle=True (Python); better, "
+        "convert it once to model.safetensors (transformers: AutoModel.from_pretrained(dir).save_pretrained(dir))",
         path=path,
     )
 
