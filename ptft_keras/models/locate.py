@@ -4,7 +4,10 @@ A string or path is, in this order: a local HF checkpoint directory, a keras-hub
 or a `.keras` file; a keras-hub preset name (`bert_tiny_en_uncased`, `kaggle://...`); else a
 Hugging Face Hub id (`sentence-transformers/all-MiniLM-L6-v2`, or `hf://...`), downloaded into the
 HF cache. Offline (`HF_HUB_OFFLINE=1`) a Hub id is looked up in the cache only, and a miss fails
-at once with a CheckpointError instead of waiting on the network.
+at once with a CheckpointError instead of waiting on the network. Without the flag, the Hub is
+first checked to be reachable within `HUB_CONNECT_TIMEOUT_S` (name lookup and connection; the
+Hub client would retry for about a minute): if it is not, a cached copy is used, or the error
+says what to do (connect, set HF_HUB_OFFLINE=1, or pass a local directory).
 
 Example:
     >>> from ptft_keras.models.default_checkpoint import default_checkpoint_path
@@ -19,6 +22,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import threading
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +42,8 @@ from ptft_keras.models.hf_checkpoint import (
 TOKENIZER_FILES = ["vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"]
 _KERAS_HUB_SCHEMES = ("kaggle://", "modelscope://")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+# Seconds each for resolving the Hub's name and connecting to it before calling it unreachable.
+HUB_CONNECT_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,8 @@ def locate_checkpoint(path_or_id, allow_pickle: bool = False) -> CheckpointLocat
         kind = "keras_hub_preset" if _is_keras_hub_preset_dir(path) else "hf_dir"
         return CheckpointLocation(kind, str(path) if kind == "keras_hub_preset" else path)
     name = str(path_or_id)
-    if name.startswith(_KERAS_HUB_SCHEMES) or name in _keras_hub_preset_names():
+    # Preset names have no "/": a Hub id does not wait for keras-hub (and TensorFlow) to import.
+    if name.startswith(_KERAS_HUB_SCHEMES) or ("/" not in name and name in _keras_hub_preset_names()):
         return CheckpointLocation("keras_hub_preset", name)
     repo_id = name.removeprefix("hf://")
     if name.endswith(".keras") or not _HUB_ID.match(repo_id):
@@ -67,7 +77,11 @@ def locate_checkpoint(path_or_id, allow_pickle: bool = False) -> CheckpointLocat
 
 
 def download_from_hub(repo_id: str, allow_pickle: bool = False) -> Path:
-    """The local snapshot directory of Hub repo `repo_id` (config, tokenizer files, one weights file)."""
+    """The local snapshot directory of Hub repo `repo_id` (config, tokenizer files, one weights file).
+
+    Fails within seconds with a CheckpointError when it cannot be had: offline (`HF_HUB_OFFLINE`)
+    and not cached, or the Hub unreachable (`hub_unreachable_reason`) and not cached.
+    """
     try:
         import huggingface_hub
     except ImportError:
@@ -76,9 +90,10 @@ def download_from_hub(repo_id: str, allow_pickle: bool = False) -> Path:
             "(pip install huggingface_hub)",
             path=repo_id,
         ) from None
-    offline = _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE")
+    offline = hub_offline()
+    unreachable = None if offline else hub_unreachable_reason()
     try:
-        if offline:
+        if offline or unreachable:
             return Path(huggingface_hub.snapshot_download(repo_id, local_files_only=True))
         weights = _weight_patterns(set(huggingface_hub.list_repo_files(repo_id)), repo_id, allow_pickle)
         return Path(huggingface_hub.snapshot_download(
@@ -87,16 +102,94 @@ def download_from_hub(repo_id: str, allow_pickle: bool = False) -> Path:
     except CheckpointError:
         raise
     except Exception as error:  # network, auth and not-found errors all end the same way for the user
-        reason = (
-            "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache" if offline
-            else error_summary(error)
-        )
+        if offline:
+            raise CheckpointError(
+                "there is no such local file or directory, and HF_HUB_OFFLINE is set and it is not in the local "
+                "Hugging Face cache. Pass a local directory holding config.json and model.safetensors, or unset "
+                f"HF_HUB_OFFLINE with network to download it (or download it where there is network: "
+                f"`hf download {repo_id} --local-dir DIR`)",
+                path=repo_id,
+            ) from None
+        if unreachable:
+            raise CheckpointError(
+                f"there is no such local file or directory, and as a Hugging Face Hub id it cannot be fetched: "
+                f"{unreachable}, and it is not in the local Hugging Face cache. Connect to the network (or set "
+                "HTTPS_PROXY), or pass a local directory holding config.json and model.safetensors; set "
+                "HF_HUB_OFFLINE=1 to use only the local cache without trying the network",
+                path=repo_id,
+            ) from None
         raise CheckpointError(
-            f"not a local checkpoint, and it could not be fetched from the Hugging Face Hub ({reason}). "
+            f"not a local checkpoint, and it could not be fetched from the Hugging Face Hub ({error_summary(error)}). "
             "Pass a local directory holding config.json and model.safetensors, or download it "
             f"where there is network (`hf download {repo_id} --local-dir DIR`)",
             path=repo_id,
         ) from None
+
+
+def hub_offline() -> bool:
+    """Whether the Hugging Face Hub must not be contacted: `HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE`
+    set in the environment, or huggingface_hub's own offline switch on."""
+    if _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE"):
+        return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
+
+
+def hub_unreachable_reason(timeout: float | None = None) -> str | None:
+    """None when the Hugging Face Hub endpoint (`HF_ENDPOINT`) answers a TCP connection, else why not,
+    within about 2 x `timeout` seconds (default `HUB_CONNECT_TIMEOUT_S`). With a proxy configured it
+    cannot tell and returns None (the download then reports what goes wrong).
+
+    Example:
+        >>> import socket
+        >>> def no_dns(*args, **kwargs):
+        ...     raise socket.gaierror(-2, "Name or service not known")
+        >>> real, socket.getaddrinfo = socket.getaddrinfo, no_dns
+        >>> try:
+        ...     hub_unreachable_reason()
+        ... finally:
+        ...     socket.getaddrinfo = real
+        'cannot reach https://huggingface.co (the name huggingface.co does not resolve: Name or service not known)'
+    """
+    timeout = HUB_CONNECT_TIMEOUT_S if timeout is None else timeout
+    try:
+        from huggingface_hub import constants
+
+        endpoint = constants.ENDPOINT
+    except ImportError:
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    url = urllib.parse.urlsplit(endpoint)
+    if not url.hostname or urllib.request.getproxies().get(url.scheme) or urllib.request.proxy_bypass(url.hostname):
+        return None
+    port = url.port or (443 if url.scheme == "https" else 80)
+    found: dict = {}
+
+    def resolve():  # getaddrinfo takes no timeout, and a broken resolver can hang for many seconds
+        try:
+            found["addresses"] = socket.getaddrinfo(url.hostname, port, type=socket.SOCK_STREAM)
+        except OSError as error:
+            found["error"] = error
+
+    lookup = threading.Thread(target=resolve, daemon=True)
+    lookup.start()
+    lookup.join(timeout)
+    if "addresses" not in found:
+        why = found.get("error")
+        what = f"does not resolve: {why.strerror or why}" if why else f"did not resolve within {timeout:g} s"
+        return f"cannot reach {endpoint} (the name {url.hostname} {what})"
+    errors = []
+    for family, kind, protocol, _, address in found["addresses"][:2]:
+        try:
+            with socket.socket(family, kind, protocol) as connection:
+                connection.settimeout(timeout)
+                connection.connect(address)
+            return None
+        except OSError as error:
+            errors.append(error.strerror or str(error) or type(error).__name__)
+    return f"cannot reach {endpoint} ({'; '.join(errors) or 'no address'})"
 
 
 def error_summary(error: BaseException) -> str:
