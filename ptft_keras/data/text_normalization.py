@@ -1,7 +1,7 @@
 """BERT text normalization and pre-tokenization, in core TensorFlow ops only.
 
-This reproduces what `transformers.BertTokenizerFast` does before WordPiece (the `tokenizers`
-crate's `BertNormalizer` then `BertPreTokenizer`):
+This reproduces what `transformers.BertTokenizer` (`BertTokenizerFast`) does before WordPiece (the
+`tokenizers` crate's `BertNormalizer` then `BertPreTokenizer`), with the crate's Unicode tables:
 
 1. clean text: drop NUL, U+FFFD and control, format, private-use characters (categories Cc, Cf,
    Co; tab, newline and CR excepted); every Unicode White_Space character becomes a space;
@@ -11,9 +11,9 @@ crate's `BertNormalizer` then `BertPreTokenizer`):
 5. split on spaces, and isolate punctuation (ASCII 33-47, 58-64, 91-96, 123-126, Unicode P*).
 
 Every step but the split is a function of one code point, so the whole thing is a table from a
-code point to the text it becomes, built once in Python (from `unicodedata`) and applied in the
-graph with `tf.strings.unicode_decode`, `tf.searchsorted` and gathers. The same code therefore
-serves the training tokenizer (tf-text WordPiece) and the core-ops export tokenizer.
+code point to the text it becomes, built once in Python and applied in the graph with
+`tf.strings.unicode_decode`, `tf.searchsorted` and gathers. The same code therefore serves the
+training tokenizer (tf-text WordPiece) and the core-ops export tokenizer.
 
 Special tokens written in the text ("[MASK]") are matched first, like transformers' added
 tokens: each is replaced by a private-use sentinel character that survives as its own word,
@@ -21,35 +21,24 @@ followed by filler characters that normalization drops, so that the text keeps i
 every normalized character can point back at the original character it came from
 (`BertPreTokenizer.split_with_offsets`).
 
-Unicode versions: the character classes come from Python's `unicodedata` (Unicode 14 for
-Python 3.11), while the tokenizers crate uses older tables for categories and NFD and Rust's
-newer ones for lowercase. The two agree on every character whose category has not changed
-since Unicode 3.2 (about 230,000, tested); they differ on about 500 characters added in recent
-Unicode versions (e.g. U+061D, new Brahmic signs), where transformers treats the new
-punctuation and marks as letters.
+Unicode versions: the table is read off the reference itself, the `tokenizers` crate (a pinned
+dependency) that `transformers.BertTokenizer` runs, one probe over every code point: its
+`BertNormalizer` gives what each character becomes, its `BertPreTokenizer` which characters are
+punctuation and white space. Python's `unicodedata` would not do: the crate classes characters
+with older Unicode tables (e.g. U+061D ARABIC END OF TEXT MARK, Unicode 14 punctuation, is a
+letter to it) and lowercases with Rust's newer ones, so the two disagree on about 560 code points
+(transformers' legacy pure-Python tokenizer follows `unicodedata`, and differs from
+`BertTokenizer` on exactly those). Building on the crate makes the ids equal on every code point.
 """
 from __future__ import annotations
 
-import bisect
 import functools
-import unicodedata
 
 import numpy as np
 import tensorflow as tf
 
 from ptft_keras.errors import ConfigError
 
-# Unicode White_Space (what Rust's char::is_whitespace tests); tab/newline/CR are in it too.
-_WHITE_SPACE = frozenset(
-    [0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F, 0x3000]
-    + list(range(0x2000, 0x200B))
-)
-# The CJK blocks the tokenizers crate pads with spaces. It starts the sixth range at 0x2B920
-# where the original BERT has 0x2B820; we follow the crate, since its ids are the reference.
-_CJK_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
-)
 # Sentinels for special tokens found in the text: plane-15 private use, which clean-text would
 # drop anyway, so a sentinel typed by a user is removed before ours are inserted.
 SENTINEL_BASE = 0xF0000
@@ -63,49 +52,73 @@ _MODE_LENGTHS = [1, 0, 3, 0]  # output code points per mode; _TABLE lengths come
 _SPACE = 0x20
 
 
-def _is_punctuation(char: str) -> bool:
-    cp = ord(char)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
+_SURROGATES = range(0xD800, 0xE000)
+_PROBE_SEPARATOR = "|"  # ASCII punctuation: BertNormalizer keeps it, and no character becomes it
 
 
-_CJK_BOUNDS = sorted([lo for lo, _ in _CJK_RANGES] + [hi + 1 for _, hi in _CJK_RANGES])
+@functools.lru_cache(maxsize=1)
+def reference_char_classes() -> tuple[frozenset, frozenset]:
+    """(punctuation, white space): the characters transformers' `BertPreTokenizer` (the
+    `tokenizers` crate) isolates as one-character words, and those it splits words on.
+
+    Found with one call over every code point, each between two "x": a punctuation character
+    comes back as its own word, a white-space character as a gap between words.
+
+    Example:
+        >>> punctuation, white_space = reference_char_classes()
+        >>> "!" in punctuation, "\u3002" in punctuation, "\u061d" in punctuation, "\u3000" in white_space
+        (True, True, False, True)
+    """
+    from tokenizers.pre_tokenizers import BertPreTokenizer as ReferencePreTokenizer
+
+    text = "x".join(chr(cp) for cp in range(0x110000) if cp not in _SURROGATES)
+    punctuation, covered = set(), np.zeros(len(text), bool)
+    for word, (start, end) in ReferencePreTokenizer().pre_tokenize_str(text):
+        covered[start:end] = True
+        if end - start == 1 and word != "x":
+            punctuation.add(word)
+    white_space = {text[i] for i in np.flatnonzero(~covered)}
+    return frozenset(punctuation), frozenset(white_space)
 
 
-def _is_cjk(cp: int) -> bool:
-    return bisect.bisect_right(_CJK_BOUNDS, cp) % 2 == 1
+def _reference_normalized(chars: list[str], *, lowercase: bool, strip_accents: bool,
+                          tokenize_chinese_chars: bool) -> list[str]:
+    """What transformers' `BertNormalizer` makes of each of `chars` alone (one call for all)."""
+    from tokenizers.normalizers import BertNormalizer as ReferenceNormalizer
+
+    normalizer = ReferenceNormalizer(clean_text=True, handle_chinese_chars=tokenize_chinese_chars,
+                                     strip_accents=strip_accents, lowercase=lowercase)
+    others = [c for c in chars if c != _PROBE_SEPARATOR]
+    probe = _PROBE_SEPARATOR.join(others) + _PROBE_SEPARATOR
+    pieces = normalizer.normalize_str(probe).split(_PROBE_SEPARATOR) if others else [""]
+    if len(pieces) != len(others) + 1:  # a character became the separator: the probe cannot tell them apart
+        raise RuntimeError(f"probing BertNormalizer gave {len(pieces) - 1} pieces for {len(others)} characters")
+    pieces = iter(pieces)
+    return [normalizer.normalize_str(c) if c == _PROBE_SEPARATOR else next(pieces) for c in chars]
+
+
+def _pre_tokenized(normalized: str, punctuation, white_space) -> str:
+    """`normalized` with punctuation isolated (" c ") and white space as plain spaces."""
+    return "".join(f" {c} " if c in punctuation else " " if c in white_space else c for c in normalized)
 
 
 def normalize_char(char: str, *, lowercase: bool, strip_accents: bool, tokenize_chinese_chars: bool) -> str:
     """What one character becomes after normalization and pre-tokenization ("" = dropped,
-    spaces = word breaks).
+    spaces = word breaks), as transformers' `BertTokenizer` does it.
 
     Example:
         >>> normalize_char("É", lowercase=True, strip_accents=True, tokenize_chinese_chars=True)
         'e'
         >>> normalize_char("!", lowercase=True, strip_accents=True, tokenize_chinese_chars=True)
         ' ! '
+        >>> normalize_char("\u061d", lowercase=True, strip_accents=True, tokenize_chinese_chars=True) == "\u061d"
+        True
     """
-    cp = ord(char)
-    category = unicodedata.category(char)
-    # Control, format, private use (not unassigned: the tokenizers crate keeps those).
-    if cp in (0, 0xFFFD) or (category in ("Cc", "Cf", "Co", "Cs") and char not in "\t\n\r"):
+    if ord(char) in _SURROGATES:
         return ""
-    if cp in _WHITE_SPACE:
-        return " "
-    text = char
-    if strip_accents and category != "Cn":
-        decomposed = unicodedata.normalize("NFD", char)
-        if decomposed != char or category == "Mn":
-            text = "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
-    if lowercase:
-        text = text.lower() if len(text) == 1 else "".join(c.lower() for c in text)
-    if category != "Cn" and (len(text) != 1 or _is_punctuation(text)):
-        text = "".join(f" {c} " if _is_punctuation(c) else c for c in text)
-    if tokenize_chinese_chars and _is_cjk(cp):
-        text = f" {text} "
-    return text
+    normalized, = _reference_normalized([char], lowercase=lowercase, strip_accents=strip_accents,
+                                        tokenize_chinese_chars=tokenize_chinese_chars)
+    return _pre_tokenized(normalized, *reference_char_classes())
 
 
 class CodepointTable:
@@ -113,31 +126,34 @@ class CodepointTable:
 
     Runs of code points share a mode: kept as is, dropped, isolated (" c "), or looked up in
     `values`/`splits` (a ragged list of replacement code points) at `base + cp - start`.
+    What each code point becomes is `normalize_char`, probed for all code points at once.
     """
 
     def __init__(self, *, lowercase: bool, strip_accents: bool, tokenize_chinese_chars: bool, num_sentinels: int):
+        punctuation, white_space = reference_char_classes()
+        chars = [chr(cp) for cp in range(0x110000) if cp not in _SURROGATES]
+        normalized = iter(_reference_normalized(chars, lowercase=lowercase, strip_accents=strip_accents,
+                                                tokenize_chinese_chars=tokenize_chinese_chars))
         starts, modes, bases = [], [], []
         values, splits = [], [0]
         previous_mode = None
         for cp in range(0x110000):
-            if 0xD800 <= cp <= 0xDFFF:
+            if cp in _SURROGATES:
                 mode, out = _DELETE, ""
-            elif SENTINEL_BASE <= cp < SENTINEL_BASE + num_sentinels:
-                mode, out = _ISOLATE, ""
-            elif unicodedata.category(chr(cp)) == "Cn" and not _is_cjk(cp):
-                mode, out = _IDENTITY, ""  # unassigned: kept as is (fast path)
             else:
-                char = chr(cp)
-                out = normalize_char(char, lowercase=lowercase, strip_accents=strip_accents,
-                                     tokenize_chinese_chars=tokenize_chinese_chars)
-                if out == char:
-                    mode = _IDENTITY
-                elif out == "":
-                    mode = _DELETE
-                elif out == f" {char} ":
+                char, out = chr(cp), next(normalized)
+                if SENTINEL_BASE <= cp < SENTINEL_BASE + num_sentinels:
                     mode = _ISOLATE
+                elif out == char and char not in punctuation and char not in white_space:
+                    mode = _IDENTITY
                 else:
-                    mode = _TABLE
+                    out = _pre_tokenized(out, punctuation, white_space)
+                    if out == "":
+                        mode = _DELETE
+                    elif out == f" {char} ":
+                        mode = _ISOLATE
+                    else:
+                        mode = _TABLE
             if mode == _TABLE:
                 values.extend(ord(c) for c in out)
                 splits.append(len(values))
@@ -156,7 +172,7 @@ class CodepointTable:
 @functools.lru_cache(maxsize=16)
 def codepoint_table(lowercase: bool, strip_accents: bool, tokenize_chinese_chars: bool,
                     num_sentinels: int) -> CodepointTable:
-    """The (cached) table for one combination of settings; building it takes about a second."""
+    """The (cached) table for one combination of settings; building it takes a few seconds."""
     return CodepointTable(lowercase=lowercase, strip_accents=strip_accents,
                           tokenize_chinese_chars=tokenize_chinese_chars, num_sentinels=num_sentinels)
 

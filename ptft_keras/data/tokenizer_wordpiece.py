@@ -17,7 +17,7 @@ import tensorflow as tf
 from ptft_keras.errors import ConfigError
 
 WORDPIECE_BACKENDS = ("tf_text", "core")
-_PLACEHOLDER = "\U000FFFFE"
+_PLACEHOLDER = "\U000FFFFD"  # private use (plane 15): BERT normalization drops it from every text
 
 
 class CoreWordPiece(tf.Module):
