@@ -34,6 +34,12 @@ COMMANDS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
         ("train", "output"),
         "fine-tune a checkpoint on a labelled task (freeze-then-unfreeze by default)",
     ),
+    "distill": (
+        "ptft_keras.jobs.distill",
+        "DistillConfig",
+        ("teacher", "train", "output"),
+        "distil a fine-tuned classifier into a smaller student (soft targets, teacher-labelled extra text)",
+    ),
     "evaluate": (
         "ptft_keras.jobs.evaluate",
         "EvaluateConfig",

@@ -1,0 +1,173 @@
+"""`ptft distill`: distil a fine-tuned classifier (the teacher) into a smaller student model directory.
+
+The student is trained by the one fine-tuning skeleton (`jobs.finetune.run_finetune`) with a
+`jobs.distill_kind.DistillKind`, so its output is an ordinary model directory (`ptft evaluate`, `predict`
+and `export` take it unchanged) whose training_config.json names the teacher and the transfer set.
+
+1. The teacher is a directory `ptft finetune --task classification` wrote.
+2. The student (`--student`): a BERT size (`tiny`, `mini`, ...: random init with the teacher's
+   vocabulary), `teacher:N` (the teacher's embeddings and N of its blocks, DistilBERT style;
+   `teacher:0,2,4` names them), or any checkpoint path. Its starting checkpoint is written to
+   OUTPUT/student_init and removed when the run finishes.
+3. The transfer set: the labelled `--train` rows plus `--unlabelled` texts (a column file, or a plain
+   text file with one text per line). The teacher labels every text once, before training; the logits
+   are cached in OUTPUT/teacher_logits (or `--teacher-cache`) and reused by every epoch and later runs.
+4. The loss: `--alpha` x cross-entropy on the hard labels (where a row has one) + (1 - alpha) x the soft
+   targets: temperature-softened KL (`--soft-loss kl`, `--temperature`) or logit MSE (`--soft-loss mse`).
+5. Validation (`--validation`, else a held-out share of the labelled rows) scores the student and the
+   teacher; early stopping keeps the student's best epoch.
+
+Example:
+    $ ptft distill --teacher runs/sst2 --train train.tsv --validation dev.tsv --text-column sentence \\
+        --label-column label --unlabelled more_sentences.txt --output runs/sst2-tiny
+
+    >>> from ptft_keras.jobs.distill import distill
+    >>> result = distill(teacher="runs/sst2", train="train.tsv", validation="dev.tsv", text_column="sentence",
+    ...                  unlabelled="more_sentences.txt", output="runs/sst2-tiny")  # doctest: +SKIP
+    >>> result.report["metrics"]["accuracy"], result.report["teacher"]["metrics"]["accuracy"]  # doctest: +SKIP
+    (0.86, 0.87)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ptft_keras.config import from_dict, option, to_dict
+from ptft_keras.errors import ConfigError
+from ptft_keras.models.sizes import NAMED_SIZES
+
+#: the default student (benchmarks/distillation.py: the speed/accuracy trade-off on SST-2)
+DEFAULT_STUDENT = "tiny"
+#: a random-init student's peak learning rate (no head-only stage, no layer-wise decay: nothing is pretrained)
+FROM_SCRATCH_LEARNING_RATE = 5e-4
+STUDENT_INIT_DIR = "student_init"
+TEACHER_CACHE_DIR = "teacher_logits"
+
+
+@dataclass
+class DistillConfig:
+    """Options of `ptft distill` (flags, or keys of a `--config` YAML file)."""
+
+    teacher: Optional[str] = option(None, "the teacher: a classification model directory `ptft finetune` wrote")
+    train: Optional[str] = option(None, "labelled training rows (CSV, TSV or JSONL), part of the transfer set")
+    validation: Optional[str] = option(None, "validation rows (default: hold out --validation-fraction of --train)")
+    output: Optional[str] = option(None, "directory for the student: a model directory like `ptft finetune`'s")
+    student: str = option(
+        DEFAULT_STUDENT, f"a BERT size ({'|'.join(NAMED_SIZES)}: random init, the teacher's vocabulary), "
+        "teacher:N (the teacher's embeddings and N of its blocks, spread evenly; teacher:0,2,4 names them), or a "
+        "checkpoint path"
+    )
+    unlabelled: Optional[str] = option(
+        None, "more texts for the teacher to label: a CSV/TSV/JSONL file (column --unlabelled-column) or a plain "
+        "text file, one text per line"
+    )
+    unlabelled_column: Optional[str] = option(None, "the --unlabelled file's text column (default: --text-column)")
+    text_column: Optional[str] = option(None, "column holding the text (default: the teacher's)")
+    text_pair_column: Optional[str] = option(None, "column holding the second text of pairs (default: the teacher's)")
+    label_column: Optional[str] = option(None, "column holding the label (default: the teacher's)")
+    max_train_examples: Optional[int] = option(None, "use only the first N labelled rows, in file order", positive=True)
+    max_unlabelled_examples: Optional[int] = option(None, "use only the first N unlabelled texts", positive=True)
+    validation_fraction: float = option(0.1, "share of the labelled rows held out (seeded) when --validation is not "
+                                             "given; 0: none")
+    epochs: int = option(3, "passes over the transfer set", positive=True)
+    batch_size: int = option(32, "batch size", positive=True)
+    learning_rate: Optional[float] = option(
+        None, f"peak AdamW learning rate (default: {FROM_SCRATCH_LEARNING_RATE:g} for a size student, which starts "
+        "from random weights, without head-only stage or layer-wise decay; else ptft finetune's 1e-4 recipe)",
+        positive=True
+    )
+    temperature: float = option(2.0, "softmax temperature of the KL soft targets (1: the teacher's probabilities)",
+                                positive=True)
+    alpha: float = option(0.5, "weight of the hard labels, where a row has one (0: soft targets only); the soft "
+                               "targets get 1 - alpha, rows without a label only soft targets")
+    soft_loss: str = option("kl", "soft-target loss: 'kl' (temperature-softened KL, x T^2) or 'mse' (on the logits)",
+                            choices=("kl", "mse"))
+    sequence_length: Optional[int] = option(None, "tokens per sequence (default: the teacher's)", positive=True)
+    teacher_cache: Optional[str] = option(None, "directory of the cached teacher logits (default: OUTPUT/"
+                                                f"{TEACHER_CACHE_DIR}); share it between students of one teacher")
+    early_stopping_patience: int = option(2, "stop after this many epochs without a better validation accuracy "
+                                             "(0: never); the best epoch's weights are kept either way")
+    seed: int = option(0, "seed of the student's init, dropout, shuffling and the validation hold-out")
+    overwrite: bool = option(False, "replace a finished model directory at --output")
+    verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bars, 2 one line per epoch")
+
+
+def finetune_config(config: DistillConfig, teacher_info, student_checkpoint: str, from_scratch: bool):
+    """The `FinetuneConfig` the skeleton runs: columns default to the teacher's, a random-init student gets
+    `FROM_SCRATCH_LEARNING_RATE` and no head-only stage or layer-wise decay.
+
+    Example:
+        >>> import types
+        >>> info = types.SimpleNamespace(text_column="sentence", text_pair_column=None, label_column="label")
+        >>> fc = finetune_config(DistillConfig(teacher="t", train="a.tsv", output="o"), info, "o/student_init", True)
+        >>> fc.model, fc.text_column, fc.learning_rate, fc.freeze_steps, fc.layer_lr_decay
+        ('o/student_init', 'sentence', 0.0005, 0, 1.0)
+    """
+    from ptft_keras.jobs.finetune import FinetuneConfig
+
+    recipe = {}
+    if from_scratch:
+        recipe = {"learning_rate": FROM_SCRATCH_LEARNING_RATE, "freeze_steps": 0, "layer_lr_decay": 1.0}
+    if config.learning_rate is not None:
+        recipe["learning_rate"] = config.learning_rate
+    return FinetuneConfig(
+        model=student_checkpoint, train=config.train, validation=config.validation, output=config.output,
+        task="classification", text_column=config.text_column or teacher_info.text_column,
+        text_pair_column=config.text_pair_column or teacher_info.text_pair_column,
+        label_column=config.label_column or teacher_info.label_column, max_train_examples=config.max_train_examples,
+        validation_fraction=config.validation_fraction, epochs=config.epochs, batch_size=config.batch_size,
+        sequence_length=config.sequence_length, early_stopping_patience=config.early_stopping_patience,
+        seed=config.seed, overwrite=config.overwrite, verbose=config.verbose, **recipe,
+    )
+
+
+def distill(config: DistillConfig | None = None, /, **options):
+    """Distil as `ptft distill` does; pass a `DistillConfig` or its fields as keywords. Returns the skeleton's
+    `FinetuneResult` (the student, its tokenizer, `ModelInfo`, report, history, files).
+
+    `teacher` may also be a loaded `(model, tokenizer, info)` (from `jobs.model_dir.load_model_dir`).
+
+    Example:
+        >>> result = distill(teacher="runs/sst2", train="train.tsv", text_column="sentence",
+        ...                  output="runs/sst2-tiny", student="tiny")  # doctest: +SKIP
+    """
+    loaded = options.pop("teacher") if isinstance(options.get("teacher"), (tuple, list)) else None
+    config = from_dict(DistillConfig, {**(to_dict(config) if config else {}), **options})
+    if loaded is None and not config.teacher:
+        raise ConfigError("distill needs a teacher: pass teacher=DIR (--teacher DIR), the --output of ptft finetune")
+    for name in ("train", "output"):
+        if not getattr(config, name):
+            raise ConfigError(f"distill needs {name}: pass {name}=... (--{name} ...)")
+    return run_distill(config, loaded or config.teacher)
+
+
+def run_distill(config: DistillConfig, teacher):
+    """Resolve the student and the kind, then run the fine-tuning skeleton; the student's starting checkpoint
+    is removed once the model directory is written."""
+    from ptft_keras.jobs.distill_kind import DistillKind, parse_student, student_checkpoint
+    from ptft_keras.jobs.finetune import fingerprint, remove_tree, resume_state, run_finetune
+    from ptft_keras.jobs.task_kind import load
+
+    loaded = load(teacher)
+    output = Path(config.output)
+    source = parse_student(config.student)[0]
+    init_dir = None if source == "checkpoint" else output / STUDENT_INIT_DIR
+    finetune = finetune_config(config, loaded[2], str(init_dir or config.student), from_scratch=source == "size")
+    resume_state(output, finetune, fingerprint(finetune))  # a finished directory is refused before any work
+    _, described, _ = student_checkpoint(config.student, loaded, init_dir, seed=config.seed)
+    kind = DistillKind(
+        loaded, unlabelled=config.unlabelled, unlabelled_column=config.unlabelled_column,
+        max_unlabelled=config.max_unlabelled_examples, temperature=config.temperature, alpha=config.alpha,
+        soft_loss=config.soft_loss, cache_dir=config.teacher_cache or output / TEACHER_CACHE_DIR,
+        student={"student": config.student, "student_init": described},
+    )
+    result = run_finetune(finetune, kind)
+    if init_dir is not None:
+        remove_tree(init_dir)
+    return result
+
+
+def run(config: DistillConfig) -> int:
+    distill(config)
+    return 0
