@@ -47,6 +47,7 @@ from ptft_keras.data.text_rewrites import MODES as TEXT_NORMALIZATIONS
 from ptft_keras.data.truncation_rules import AUTO, TRUNCATIONS, WINDOW_POOLINGS
 from ptft_keras.errors import ConfigError
 from ptft_keras.jobs.kinds import TASKS, kind_for
+from ptft_keras.jobs.remote import Workdir
 from ptft_keras.training.strategy import STRATEGIES
 
 PADDINGS = ("auto", "dynamic", "bucket", "fixed")
@@ -137,6 +138,15 @@ class FinetuneConfig:
         "quarter epoch, between 20 and 500 steps", positive=True)
     verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bars (one line per epoch when the output is "
                           "not a terminal), 2 one line per epoch")
+    encoder_options: Optional[str] = option(
+        None, "--model bilstm: sizes of the fresh encoder as key=value pairs, e.g. 'embedding_dim=128,lstm_units=128,"
+        "num_layers=1,dropout=0.1,pooling=max' (pooling: max, mean or last; those are the defaults)")
+    vocab_size: Optional[int] = option(
+        None, "--model bilstm: entries of the WordPiece vocabulary trained on the training texts (default 8000)",
+        positive=True)
+    word_vectors: Optional[str] = option(
+        None, "BiLSTM encoders: initialise the embedding rows of the vocabulary entries found in this word2vec "
+        "(text or .bin) or GloVe file; a fresh encoder's embedding_dim defaults to their dimension")
 
 
 @dataclass
@@ -177,10 +187,8 @@ def run_finetune(config: FinetuneConfig, kind) -> FinetuneResult:
     """The one fine-tuning skeleton: `kind` (a `TaskKind`) says what differs between tasks."""
     import keras
 
-    from ptft_keras.data.tokenizer import Tokenizer
     from ptft_keras.jobs.timing import PhaseClock
-    from ptft_keras.models.backbone import Backbone
-    from ptft_keras.training.strategy import is_chief, needs_static_shapes, resolve
+    from ptft_keras.training.strategy import resolve
 
     clock = PhaseClock()
     clock.mark_startup()
@@ -189,17 +197,29 @@ def run_finetune(config: FinetuneConfig, kind) -> FinetuneResult:
     strategy = resolve(config.strategy, tpu=config.tpu)
     check_strategy(config, strategy)
     checkpoint = config.model or str(default_checkpoint())
-    output = Path(config.output)
+    workdir = Workdir(config.output)  # gs://, ram://, ...: a local mirror, pushed after each backup and at the end
+    try:
+        return finetune_in(workdir, config, kind, clock, strategy, checkpoint)
+    finally:
+        workdir.close()
+
+
+def finetune_in(workdir, config: FinetuneConfig, kind, clock, strategy, checkpoint: str) -> FinetuneResult:
+    """`run_finetune` writing into `workdir` (a `jobs.remote.Workdir`)."""
+    from ptft_keras.jobs.encoder_loading import load_finetune_encoder
+    from ptft_keras.training.strategy import is_chief, needs_static_shapes
+
+    output = workdir.local
     chief = is_chief(strategy)
     options = fingerprint(config)
+    if chief:
+        workdir.pull()
     resume = resume_state(output, config, options) if chief else None  # before any work: a finished dir is refused
 
     with clock.phase("data"):
         splits = kind.read_splits(config)
     with clock.phase("build"), strategy.scope():
-        backbone = Backbone.from_pretrained(checkpoint, allow_pickle=config.allow_pickle,
-                                            dtype=None if config.precision == "float32" else config.precision)
-    tokenizer = Tokenizer.from_pretrained(checkpoint)
+        backbone, tokenizer, config = load_finetune_encoder(checkpoint, config, splits)
     print(f"fine-tuning {checkpoint} ({type(backbone).__name__}, {backbone.num_layers} layers, hidden "
           f"{backbone.hidden_dim}) for {config.task} on {len(splits.train)} {kind.unit} of {config.train}")
     for line in kind.describe(config, splits):
@@ -219,7 +239,8 @@ def run_finetune(config: FinetuneConfig, kind) -> FinetuneResult:
         model.compile(optimizer=finetune_optimizer(config, prepared.steps_per_epoch), jit_compile=config.jit_compile)
         model(tokenizer(["a"], sequence_length=8), training=False)  # built before fit, so a backup can load
     with clock.phase("train"):
-        history = fit_resumably(model, config, kind, prepared, output, resume, chief=chief, options=options)
+        history = fit_resumably(model, config, kind, prepared, output, resume, chief=chief, options=options,
+                                on_backup=lambda: workdir.push(last=(f"{BACKUP_DIR}/state.json",)))
     epochs_run = len(next(iter(history.values()), []))
     step_log = history.pop("_step_log")
 
@@ -232,8 +253,11 @@ def run_finetune(config: FinetuneConfig, kind) -> FinetuneResult:
             report["timing"] = clock.as_dict()
             files = write_outputs(output, model, tokenizer, info, report)
             remove_tree(output / BACKUP_DIR)  # finished: nothing left to resume
-    print(closing_summary(clock, rows=prepared.train_rows * epochs_run, unit=kind.unit, output=output,
-                          logs=output / LOG_DIR if chief else None))
+            workdir.push()
+            if workdir.remote:
+                print(f"copied to {workdir.target}")
+    print(closing_summary(clock, rows=prepared.train_rows * epochs_run, unit=kind.unit, output=workdir.target,
+                          logs=f"{workdir.target.rstrip('/')}/{LOG_DIR}" if chief else None))
     return FinetuneResult(model=model, tokenizer=tokenizer, info=info, report=report, history=history, files=files)
 
 
@@ -280,7 +304,7 @@ def resume_state(output: Path, config: FinetuneConfig, options: dict) -> dict | 
 
 
 def fit_resumably(model, config: FinetuneConfig, kind, prepared, output: Path, resume: dict | None, *,
-                  chief: bool, options: dict) -> dict:
+                  chief: bool, options: dict, on_backup=None) -> dict:
     """`model.fit` with backups every `--save-every` steps and at each epoch end, continuing `resume` (a backup
     state) at its exact batch: the weights, optimizer, dropout generators, early-stopping counters, freeze
     stage, learning-rate schedule and the data order are those of the run it continues. Returns the Keras
@@ -329,6 +353,7 @@ def fit_resumably(model, config: FinetuneConfig, kind, prepared, output: Path, r
                             start=start, history=history)
     if not chief:
         backup.save = lambda: None
+    backup.on_saved = on_backup
     callbacks = [freeze, *prepared.callbacks, *([stopping] if stopping else []), step_log, backup]
     fit = dict(validation_data=prepared.validation_data, callbacks=callbacks,
                verbose=progress_verbosity(config.verbose), shuffle=False)  # the dataset shuffles itself

@@ -63,6 +63,8 @@ class FinetuneBackup(keras.callbacks.Callback):
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.keep = max(int(keep), 1)
         self._finite = True
+        #: called after each committed backup (e.g. to copy it to an object store)
+        self.on_saved = None
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch != self.epoch:
@@ -106,6 +108,8 @@ class FinetuneBackup(keras.callbacks.Callback):
         }
         write_json_atomic(self.directory / STATE_FILE, state)
         self._prune(set(files.values()))
+        if self.on_saved is not None:
+            self.on_saved()
 
     def _prune(self, current: set) -> None:
         """Keep the newest `keep` generations (the committed one among them)."""

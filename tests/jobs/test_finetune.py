@@ -337,3 +337,26 @@ def test_an_unfinished_run_with_other_options_is_not_mixed(resumable, monkeypatc
         finetune(output=str(output), **{**resumable.options, "learning_rate": 5e-3})
     finetune(output=str(output), overwrite=True, **{**resumable.options, "epochs": 1})
     assert not (output / ".resume").exists() and (output / "model.keras").is_file()
+
+
+def test_an_object_store_output_holds_everything_and_resumes_there(resumable, monkeypatch):
+    """TensorFlow's in-memory file system stands in for gs://: the backup reaches it while training, a killed
+    run resumes from it, and the finished model directory, report and TensorBoard logs end up there."""
+    output = "ram://ptft-tests/resume-remote"
+    with monkeypatch.context() as patch:
+        kill_at(patch, 7)
+        with pytest.raises(Killed):
+            finetune(output=output, **resumable.options)
+    assert tf.io.gfile.exists(f"{output}/.resume/state.json")
+    resumed = finetune(output=output, **resumable.options)
+    for mine, theirs in zip(weights_of(resumed), weights_of(resumable.unbroken)):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
+    names = {name for _, _, files in tf.io.gfile.walk(output) for name in files}
+    assert {"model.keras", "metrics.json", "training_config.json", "labels.json", "curves.png"} <= names
+    assert any(name.startswith("events.out.tfevents") for name in names)
+    assert not tf.io.gfile.exists(f"{output}/.resume")
+
+
+def test_a_file_system_tensorflow_cannot_open_is_a_clear_error(small):
+    code, _, err = cli(*finetune_args(small)[:-2], "--output", "nosuch://bucket/run")
+    assert code == 2 and "TensorFlow cannot open nosuch:// paths" in err

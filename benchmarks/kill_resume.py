@@ -1,0 +1,160 @@
+"""Issue 18's kill test: `kill -9` at random (seeded) moments of `ptft finetune` and `ptft pretrain`, each
+followed by the same command, against an unbroken run of that command.
+
+For every kill it records whether the rerun resumed (said so) or started over (killed before the first
+backup), whether it finished, whether a checkpoint was unreadable ("corrupted": the rerun failed on it),
+and how far its final metrics and weights are from the unbroken run's (max absolute difference).
+
+The runs are small (a tiny random BERT; 320 SST-2 rows, 2 epochs, a backup every 4 steps for fine-tuning;
+a tiny from-scratch model, 40 steps, a backup every 8 steps for pretraining) so that twenty kills take
+minutes, not hours; the resume code path is the one a long run takes.
+
+    python benchmarks/kill_resume.py                    # 10 finetune + 10 pretrain kills
+    python benchmarks/kill_resume.py --kills 3 --jobs finetune
+
+Writes `benchmarks/results/kill_resume.json`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import SHARED, machine, print_table, read_tsv, write_json  # noqa: E402
+
+COLUMNS = ["job", "kill", "killed_after_s", "resumed", "finished", "corrupted", "metric_diff", "weight_diff"]
+
+
+def prepare(folder: Path) -> dict:
+    """A tiny random BERT checkpoint with all-MiniLM-L6-v2's vocabulary, the SST-2 slices and a corpus."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    from ptft_keras import default_checkpoint_path
+    from ptft_keras.data.tokenizer import Tokenizer
+    from ptft_keras.models.backbone import Backbone
+
+    tokenizer = Tokenizer.from_pretrained(default_checkpoint_path())
+    backbone = Backbone.from_size(None, model_type="bert", vocabulary_size=tokenizer.vocab_size, num_layers=2,
+                                  hidden_dim=64, num_heads=2, intermediate_dim=128, max_sequence_length=128)
+    checkpoint = backbone.save_pretrained(folder / "ckpt", tokenizer=tokenizer)
+    texts, labels = read_tsv(SHARED / "sst2" / "train.tsv", limit=420)
+    rows = list(zip(texts, labels))
+    for name, part in (("train.tsv", rows[:320]), ("dev.tsv", rows[320:])):
+        (folder / name).write_text("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in part), encoding="utf-8")
+    (folder / "corpus.txt").write_text("".join(f"{t}\n" + ("\n" if i % 8 == 7 else "") for i, (t, _) in
+                                               enumerate(rows)), encoding="utf-8")
+    return {"checkpoint": str(checkpoint), "train": str(folder / "train.tsv"), "dev": str(folder / "dev.tsv"),
+            "corpus": str(folder / "corpus.txt")}
+
+
+def command(job: str, files: dict, output: Path) -> list[str]:
+    ptft = [sys.executable, "-m", "ptft_keras.cli"]
+    if job == "finetune":
+        return [*ptft, "finetune", "--model", files["checkpoint"], "--train", files["train"], "--validation",
+                files["dev"], "--text-column", "sentence", "--output", str(output), "--epochs", "2", "--batch-size",
+                "16", "--save-every", "4", "--seed", "0", "--verbose", "2"]
+    return [*ptft, "pretrain", "--model", "tiny", "--corpus", files["corpus"], "--output", str(output),
+            "--max-steps", "40", "--batch-size", "16", "--sequence-length", "32", "--save-every", "8",
+            "--eval-every", "40", "--heldout-lines", "20", "--vocab-size", "2000", "--seed", "0"]
+
+
+def run(cmd, timeout=1800) -> tuple[int, str, float]:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return done.returncode, done.stdout + done.stderr, time.perf_counter() - start
+
+
+def outcome(job: str, output: Path, log: str) -> tuple[dict, list[np.ndarray]]:
+    """`(metrics, weights)` of a finished run."""
+    if job == "finetune":
+        from ptft_keras.jobs.model_dir import load_model_dir
+
+        metrics = json.loads((output / "metrics.json").read_text())["metrics"]
+        model = load_model_dir(output)[0]
+        return metrics, [np.asarray(w) for w in model.get_weights()]
+    from safetensors.numpy import load_file
+
+    last = json.loads([line for line in log.splitlines() if line.startswith("{")][-1])
+    tensors = load_file(str(output / "backbone" / "model.safetensors"))
+    return {"mlm_loss": last["mlm_loss"]}, [tensors[k] for k in sorted(tensors)]
+
+
+def max_diff(a, b) -> float:
+    if isinstance(a, dict):
+        return max((abs(float(a[k]) - float(b[k])) for k in a if isinstance(a[k], (int, float))), default=0.0)
+    return max(float(np.max(np.abs(x.astype(np.float64) - y))) for x, y in zip(a, b))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=10, help="kills per job")
+    parser.add_argument("--jobs", default="finetune,pretrain")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "kill_resume.json"))
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = prepare(folder)
+        for job in args.jobs.split(","):
+            code, log, unbroken_s = run(command(job, files, folder / f"{job}-unbroken"))
+            assert code == 0, log[-3000:]
+            reference = outcome(job, folder / f"{job}-unbroken", log)
+            print(f"{job}: unbroken run {unbroken_s:.0f} s", flush=True)
+            for kill in range(args.kills):
+                output = folder / f"{job}-kill-{kill}"
+                after = rng.uniform(0.3, 1.0) * unbroken_s
+                process = subprocess.Popen(command(job, files, output), stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
+                try:
+                    process.wait(timeout=after)
+                    killed = False  # it finished before the kill came
+                except subprocess.TimeoutExpired:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait()
+                    killed = True
+                if not killed:
+                    rows.append({"job": job, "kill": kill, "killed_after_s": None, "resumed": False, "finished": True,
+                                 "corrupted": False, "metric_diff": None, "weight_diff": None,
+                                 "note": "finished before the kill came"})
+                    continue
+                code, log, _ = run(command(job, files, output))
+                finished = code == 0
+                row = {"job": job, "kill": kill, "killed_after_s": round(after, 1) if killed else None,
+                       "resumed": "resum" in log.lower(), "finished": finished,
+                       "corrupted": (not finished) and ("backup" in log or "checkpoint" in log.lower()),
+                       "metric_diff": None, "weight_diff": None}
+                if finished:
+                    metrics, weights = outcome(job, output, log)
+                    row["metric_diff"], row["weight_diff"] = max_diff(metrics, reference[0]), max_diff(weights,
+                                                                                                     reference[1])
+                elif not finished:
+                    row["error"] = log[-600:]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    print_table(rows, COLUMNS)
+    killed = [r for r in rows if r["killed_after_s"] is not None]
+    summary = {
+        "kills": len(killed), "resumed": sum(r["resumed"] for r in killed),
+        "finished": sum(r["finished"] for r in killed), "corrupted": sum(r["corrupted"] for r in killed),
+        "max_weight_diff": max((r["weight_diff"] for r in killed if r["weight_diff"] is not None), default=None),
+        "max_metric_diff": max((r["metric_diff"] for r in killed if r["metric_diff"] is not None), default=None),
+    }
+    print(json.dumps(summary))
+    write_json(args.output, {"command": " ".join(sys.argv), "machine": machine(), "summary": summary, "runs": rows})
+
+
+if __name__ == "__main__":
+    main()
