@@ -105,3 +105,19 @@ def test_load_encoder_reads_saved_bilstm_and_bert_directories(tmp_path):
     assert isinstance(load_encoder(tmp_path / "bert"), BertBackbone)
     with pytest.raises(CheckpointError, match="not a BiLSTMEncoder directory"):
         BiLSTMEncoder.from_pretrained(tmp_path / "bert")
+
+
+def test_parse_encoder_options_types_and_errors():
+    from ptft_keras.models.encoders import parse_encoder_options
+
+    assert parse_encoder_options(" embedding_dim=300, num_layers=2,dropout=0,pooling=last ") == {
+        "embedding_dim": 300, "num_layers": 2, "dropout": 0.0, "pooling": "last"}
+    assert parse_encoder_options(None) == parse_encoder_options("") == {}
+    with pytest.raises(ConfigError, match="unknown option 'units' of bilstm; valid: embedding_dim, lstm_units"):
+        parse_encoder_options("units=3")
+    with pytest.raises(ConfigError, match="'lstm_units' is not key=value"):
+        parse_encoder_options("lstm_units")
+    with pytest.raises(ConfigError, match="lstm_units='wide' is not an int"):
+        parse_encoder_options("lstm_units=wide")
+    with pytest.raises(ConfigError, match="apply to a fresh 'bilstm' encoder"):
+        parse_encoder_options("lstm_units=8", "bert_tiny_en_uncased")
