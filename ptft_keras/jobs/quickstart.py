@@ -43,7 +43,7 @@ import numpy as np
 from ptft_keras.config import from_dict, option, to_dict
 from ptft_keras.errors import ConfigError
 
-SAMPLES_DIR = Path(__file__).resolve().parent / "data" / "samples"
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "data" / "samples"
 SAMPLE_TRAIN = SAMPLES_DIR / "sentiment_train.tsv"
 SAMPLE_DEV = SAMPLES_DIR / "sentiment_dev.tsv"
 

@@ -32,6 +32,7 @@ import csv
 import json
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from ptft_keras.data.truncation import check_truncation, content_budget, describe_truncation, resolve_truncation
@@ -257,6 +258,47 @@ def _cell(value) -> str:
 
 
 # ------------------------------------------------------------------------------------------ the kind
+class ValidationScorer(keras.callbacks.Callback):
+    """Scores the validation set at each epoch end exactly as `ptft evaluate` does (`predict_logits`: per
+    document, windows pooled) and logs ``val_loss`` and the model's metrics (``val_accuracy``, ...), so
+    early stopping watches them; it keeps each epoch's logits, so the final report needs no second pass.
+    Use it instead of `fit(validation_data=...)`."""
+
+    def __init__(self, tokenizer, info, examples, *, batch_size: int = DEFAULT_BATCH_SIZE, skip_bad_rows=False):
+        super().__init__()
+        self.tokenizer, self.info, self.batch_size = tokenizer, info, batch_size
+        self.targets, self.examples = targets_for(info, examples, skip_bad_rows=skip_bad_rows)
+        self.logits: dict[int, np.ndarray] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        model = self.model
+        logits = predict_logits(model, self.tokenizer, self.info, self.examples.texts, self.examples.pairs,
+                                batch_size=self.batch_size)
+        self.logits[epoch] = logits
+        if logs is None:
+            return
+        targets = np.asarray(self.targets)
+        logs["val_loss"] = float(np.mean(keras.ops.convert_to_numpy(model.default_loss()(targets, logits))))
+        for metric in model.default_metrics():
+            metric.update_state(targets, logits)
+            logs[f"val_{metric.name}"] = float(keras.ops.convert_to_numpy(metric.result()))
+
+    def best_logits(self, values, mode: str):
+        """The logits of the epoch early stopping kept (the best of `values`, the first on ties), or None when
+        that epoch was not scored by this callback (it ran before a resume)."""
+        if not values or len(values) - 1 not in self.logits:
+            return None
+        pick = np.argmin if mode == "min" else np.argmax
+        return self.logits.get(int(pick(np.asarray(values))))
+
+
+def info_config(info):
+    """The options of a run as attributes (`task`, `monitor`), from its `ModelInfo`."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(task=info.task, monitor=info.training_config.get("monitor"))
+
+
 class SequenceKind(TaskKind):
     """Classification, multi-label classification and regression of texts or text pairs."""
 
@@ -320,8 +362,12 @@ class SequenceKind(TaskKind):
         train, rows = dataset(splits.train, shuffle=True)
         if config.truncation == "windows":
             print(f"windows: {rows} training windows from {len(splits.train)} texts")
-        validation = dataset(splits.validation, shuffle=False)[0] if splits.validation is not None else None
-        return Prepared(train, max(int(train.cardinality()), 1), rows, validation_data=validation)
+        prepared = Prepared(train, max(int(train.cardinality()), 1), rows)
+        if splits.validation is not None:
+            scorer = ValidationScorer(tokenizer, info, splits.validation, skip_bad_rows=config.skip_bad_rows)
+            prepared.callbacks.append(scorer)
+            prepared.state["scorer"] = scorer
+        return prepared
 
     def build_model(self, backbone, config, label_names):
         from ptft_keras.tasks.sequence_classifier import SequenceClassifier
@@ -333,10 +379,23 @@ class SequenceKind(TaskKind):
         return super().monitor(config) if config.monitor or config.task != "classification" else ("val_accuracy", "max")
 
     def score(self, model, tokenizer, info, splits: Splits, prepared: Prepared, history: dict) -> dict:
+        """The validation report of the epoch whose weights the model holds: from the logits scored at that
+        epoch's end when there are some (no second pass over the validation set), else scored now."""
         if splits.validation is None:
             return {"task": info.task, "metrics": {}, "history": history}
-        return score_examples(model, tokenizer, info, splits.validation, history=history, split="validation",
-                              skip_bad_rows=info.training_config.get("skip_bad_rows", False))
+        scorer = prepared.state.get("scorer")
+        monitor, mode = self.monitor(info_config(info))
+        logits = scorer.best_logits(history.get(monitor), mode) if scorer is not None else None
+        if logits is None:
+            return score_examples(model, tokenizer, info, splits.validation, history=history, split="validation",
+                                  skip_bad_rows=info.training_config.get("skip_bad_rows", False))
+        from ptft_keras.jobs.report import task_report
+
+        return task_report(
+            info.task, scorer.targets, logits, info.label_names, history=history,
+            threshold=info.training_config.get("threshold", 0.5), data=", ".join(scorer.examples.files),
+            sequence_length=info.sequence_length, truncation=info.truncation, split="validation",
+        )
 
     def evaluate(self, loaded, config) -> tuple[dict, str]:
         import dataclasses

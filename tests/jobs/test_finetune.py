@@ -360,3 +360,23 @@ def test_an_object_store_output_holds_everything_and_resumes_there(resumable, mo
 def test_a_file_system_tensorflow_cannot_open_is_a_clear_error(small):
     code, _, err = cli(*finetune_args(small)[:-2], "--output", "nosuch://bucket/run")
     assert code == 2 and "TensorFlow cannot open nosuch:// paths" in err
+
+
+def test_the_final_report_reuses_the_best_epochs_validation_logits(resumable, monkeypatch, tmp_path):
+    """No second pass over the validation set after training: the report comes from the logits scored at the
+    end of the epoch whose weights were restored, and equals scoring the finished model afresh."""
+    from ptft_keras.jobs import sequence_kind
+
+    def no_second_pass(*args, **kwargs):
+        raise AssertionError("the validation set was scored again after training")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(sequence_kind, "score_examples", no_second_pass)
+        result = finetune(output=str(tmp_path / "run"), **{**resumable.options, "epochs": 2})
+    fresh = sequence_kind.score_examples(result.model, result.tokenizer, result.info,
+                                         SequenceKind().read_splits(FinetuneConfig(**{
+                                             k: v for k, v in resumable.options.items() if k != "padding"},
+                                             output="x")).validation)
+    assert result.report["metrics"] == pytest.approx(fresh["metrics"], abs=1e-6)
+    best = int(np.argmax(result.history["val_accuracy"]))
+    assert result.report["metrics"]["accuracy"] == pytest.approx(result.history["val_accuracy"][best], abs=1e-6)
