@@ -115,7 +115,7 @@ def main() -> None:
             print(f"{job}: unbroken run {unbroken_s:.0f} s", flush=True)
             for kill in range(args.kills):
                 output = folder / f"{job}-kill-{kill}"
-                after = rng.uniform(0.3, 1.0) * unbroken_s
+                after = rng.uniform(0.4, 0.95) * unbroken_s
                 process = subprocess.Popen(command(job, files, output), stdout=subprocess.DEVNULL,
                                            stderr=subprocess.DEVNULL)
                 try:
@@ -125,6 +125,8 @@ def main() -> None:
                     os.kill(process.pid, signal.SIGKILL)
                     process.wait()
                     killed = True
+                if killed and job == "finetune" and (output / "model.keras").exists() and not (output / ".resume").exists():
+                    killed = False  # the kill came after the run had written its model directory
                 if not killed:
                     rows.append({"job": job, "kill": kill, "killed_after_s": None, "resumed": False, "finished": True,
                                  "corrupted": False, "metric_diff": None, "weight_diff": None,
