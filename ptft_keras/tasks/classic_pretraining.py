@@ -6,14 +6,15 @@
 * `pretrain_word2vec(encoder, tokenizer, texts, heldout_texts=...)`: gensim word2vec on the
   tokenizer's WordPiece tokens, written into the encoder's embedding; reports the held-out
   negative-sampling loss (`models.word_vectors.heldout_word2vec_loss`).
-* Masked-LM needs nothing here: `tasks.MaskedLM(encoder)` takes a `BiLSTMEncoder` (its output is
-  tied to the encoder's `ReversibleEmbedding`) and trains on `make_pretraining_dataset` batches.
+* `autoencoder_model(encoder)` / `masked_lm_model(encoder)`: the compiled task models, for a job that
+  fits them itself (with backups, `jobs.pretrain_classic`); `tasks.MaskedLM(encoder)` takes a
+  `BiLSTMEncoder` (its output is tied to the encoder's `ReversibleEmbedding`) and trains on
+  `make_pretraining_dataset` batches (`encoder_features` drops the `segment_ids` it does not take).
 
 Each trains the encoder in place and returns a dict of figures for the report; what to keep is
 ``encoder.save_pretrained(output / "backbone", tokenizer=tokenizer)``. The functions read no files
 (the job reads corpora and vector files) and create variables, so call them under the strategy's
-scope. (They sit in `training`, but `pretrain_autoencoder` builds a task model: see the note on
-layering in docs/classic_encoders.md.)
+scope.
 
 Example:
     >>> from ptft_keras.data.tokenizer import Tokenizer
@@ -34,6 +35,7 @@ import tensorflow as tf
 from ptft_keras.errors import ConfigError
 from ptft_keras.models.bilstm import BiLSTMEncoder
 from ptft_keras.models.word_vectors import heldout_word2vec_loss, set_embeddings, train_word2vec, wordpiece_sentences
+from ptft_keras.tasks.masked_lm import MaskedLM
 from ptft_keras.tasks.sequence_autoencoder import SequenceAutoencoder
 
 OBJECTIVES = ("autoencoder", "word2vec", "mlm")
@@ -45,6 +47,62 @@ def build_bilstm(tokenizer, **sizes) -> BiLSTMEncoder:
     `sizes`: `embedding_dim`, `lstm_units`, `num_layers`, `dropout`, `pooling`, `dtype`.
     """
     return BiLSTMEncoder(vocabulary_size=tokenizer.vocab_size, **sizes)
+
+
+def default_optimizer(learning_rate: float = 1e-3):
+    """Adam at `learning_rate` with global gradient-norm clipping at 1: what recurrent models train well with."""
+    return keras.optimizers.Adam(learning_rate, global_clipnorm=1.0)
+
+
+def autoencoder_model(encoder, *, optimizer=None, learning_rate: float = 1e-3, token_dropout: float = 0.0,
+                      noise_token_id: int | None = None, decoder_units: int | None = None,
+                      seed: int | None = None) -> SequenceAutoencoder:
+    """A compiled `SequenceAutoencoder` around `encoder` (default optimizer: `default_optimizer(learning_rate)`).
+
+    Example:
+        >>> encoder = BiLSTMEncoder(vocabulary_size=20, embedding_dim=8, lstm_units=4)
+        >>> autoencoder_model(encoder).encoder is encoder
+        True
+    """
+    model = SequenceAutoencoder(encoder, decoder_units=decoder_units, token_dropout=token_dropout,
+                                noise_token_id=noise_token_id, seed=seed)
+    model.compile(optimizer=optimizer or default_optimizer(learning_rate))
+    return model
+
+
+def masked_lm_model(encoder, *, optimizer=None, learning_rate: float = 1e-3) -> MaskedLM:
+    """A compiled `MaskedLM` on `encoder` (its output tied to the encoder's embedding), trained on
+    `make_pretraining_dataset` batches without `segment_ids` (`encoder_features`).
+
+    Example:
+        >>> encoder = BiLSTMEncoder(vocabulary_size=20, embedding_dim=8, lstm_units=4)
+        >>> sorted(masked_lm_model(encoder).input)
+        ['mask_positions', 'padding_mask', 'token_ids']
+    """
+    model = MaskedLM(encoder)
+    model.compile(optimizer=optimizer or default_optimizer(learning_rate))
+    return model
+
+
+def encoder_features(dataset: tf.data.Dataset, model) -> tf.data.Dataset:
+    """`dataset` with the features `model` does not take (a BERT tokenizer's `segment_ids`) dropped, so
+    Keras does not warn that the input structure does not match.
+
+    Example:
+        >>> model = masked_lm_model(BiLSTMEncoder(vocabulary_size=20, embedding_dim=8, lstm_units=4))
+        >>> features = {"token_ids": [[2, 3]], "segment_ids": [[0, 0]], "padding_mask": [[1, 1]],
+        ...             "mask_positions": [[1]]}
+        >>> sorted(next(iter(encoder_features(tf.data.Dataset.from_tensors((features,)), model)))[0])
+        ['mask_positions', 'padding_mask', 'token_ids']
+    """
+    wanted = set(model.input) if isinstance(model.input, dict) else None
+
+    def keep(features, *rest):
+        if wanted is not None and isinstance(features, dict):
+            features = {name: value for name, value in features.items() if name in wanted}
+        return (features, *rest)
+
+    return dataset.map(keep)
 
 
 def pretrain_autoencoder(encoder, dataset: tf.data.Dataset, steps: int, *, heldout: tf.data.Dataset | None = None,
@@ -70,9 +128,8 @@ def pretrain_autoencoder(encoder, dataset: tf.data.Dataset, steps: int, *, heldo
     """
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
-    model = SequenceAutoencoder(encoder, decoder_units=decoder_units, token_dropout=token_dropout,
-                                noise_token_id=noise_token_id, seed=seed)
-    model.compile(optimizer=optimizer or keras.optimizers.Adam(learning_rate, global_clipnorm=1.0))
+    model = autoencoder_model(encoder, optimizer=optimizer, learning_rate=learning_rate, token_dropout=token_dropout,
+                              noise_token_id=noise_token_id, decoder_units=decoder_units, seed=seed)
     initial = model.evaluate(heldout, verbose=0, return_dict=True) if heldout is not None else None
     history = model.fit(dataset.repeat(), steps_per_epoch=int(steps), epochs=1, callbacks=list(callbacks),
                         verbose=verbose)
