@@ -55,7 +55,7 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 LOG_DIR = "logs"
 BACKUP_DIR = ".resume"
 #: options a resumed run may change (they do not change what is trained)
-RESUMABLE_CHANGES = ("verbose", "overwrite", "output", "save_every", "log_every")
+RESUMABLE_CHANGES = ("verbose", "overwrite", "output", "save_every", "log_every", "steps_per_execution")
 
 
 @dataclass
@@ -124,6 +124,9 @@ class FinetuneConfig:
     strategy: str = option("default", "tf.distribute strategy", choices=STRATEGIES)
     tpu: Optional[str] = option(None, "TPU name or grpc:// address for --strategy tpu")
     jit_compile: bool = option(False, "compile the train and predict steps with XLA")
+    steps_per_execution: int = option(1, "optimizer steps per call into the compiled train step (TPUs: 32 or more "
+                                      "saves a host round trip per step; backups and logs still count steps)",
+                                      positive=True)
     precision: str = option("float32", "compute dtype of the encoder: mixed_bfloat16 on TPUs and recent GPUs, "
                             "mixed_float16 on older GPUs (adds loss scaling); float32 on CPUs", choices=PRECISIONS)
     log_every: int = option(10, "optimizer steps between TensorBoard step scalars and points of the loss curve",
@@ -236,7 +239,8 @@ def finetune_in(workdir, config: FinetuneConfig, kind, clock, strategy, checkpoi
 
     with clock.phase("build"), strategy.scope():
         model = kind.build_model(backbone, config, splits.label_names)
-        model.compile(optimizer=finetune_optimizer(config, prepared.steps_per_epoch), jit_compile=config.jit_compile)
+        model.compile(optimizer=finetune_optimizer(config, prepared.steps_per_epoch), jit_compile=config.jit_compile,
+                      steps_per_execution=config.steps_per_execution)
         model(tokenizer(["a"], sequence_length=8), training=False)  # built before fit, so a backup can load
     with clock.phase("train"):
         history = fit_resumably(model, config, kind, prepared, output, resume, chief=chief, options=options,

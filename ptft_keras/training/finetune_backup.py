@@ -37,6 +37,11 @@ def seed_states(model) -> list:
     return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
+def optimizer_steps(model) -> int:
+    """The optimizer updates made so far."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
 def read_backup_state(directory) -> dict | None:
     """The committed backup state in `directory`, or None when there is none."""
     state = read_json(Path(directory) / STATE_FILE, default=None)
@@ -63,19 +68,26 @@ class FinetuneBackup(keras.callbacks.Callback):
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.keep = max(int(keep), 1)
         self._finite = True
+        self._last_saved, self._epoch_start = self.step, (self.step, self.batch)
         #: called after each committed backup (e.g. to copy it to an object store)
         self.on_saved = None
+
+    def on_train_begin(self, logs=None):
+        self._last_saved = self.step
 
     def on_epoch_begin(self, epoch, logs=None):
         if epoch != self.epoch:
             self.epoch, self.batch = epoch, 0
+        self._epoch_start = (optimizer_steps(self.model), self.batch)
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        self.batch += 1
+        # counted from the optimizer, not from calls: with steps_per_execution=N a call is N steps
+        start_steps, start_batch = self._epoch_start
+        self.step = optimizer_steps(self.model)
+        self.batch = start_batch + self.step - start_steps
         loss = (logs or {}).get("loss")
         self._finite = loss is None or math.isfinite(float(loss))
-        if self.step % self.save_every == 0:
+        if self.step - self._last_saved >= self.save_every:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -107,6 +119,7 @@ class FinetuneBackup(keras.callbacks.Callback):
                          if self.step_log is not None else None),
         }
         write_json_atomic(self.directory / STATE_FILE, state)
+        self._last_saved = self.step
         self._prune(set(files.values()))
         if self.on_saved is not None:
             self.on_saved()

@@ -13,6 +13,9 @@ Example:
     >>> _ = model.fit(np.zeros((8, 2)), np.ones((8, 1)), batch_size=2, epochs=1, verbose=0, callbacks=[log])
     >>> log.steps
     [2, 4]
+
+With ``steps_per_execution=N`` Keras calls the callbacks once per N steps; the steps are the optimizer's,
+so the points fall at the first call at or after each multiple of `every`.
 """
 from __future__ import annotations
 
@@ -60,8 +63,9 @@ class StepLog(keras.callbacks.Callback):
                     tf.summary.scalar(name, float(value))
 
     def on_train_batch_end(self, batch, logs=None):
-        self.step += 1
-        if self.step % self.every or not logs or "loss" not in logs:
+        # the optimizer's count, not calls: with steps_per_execution=N one call is N steps
+        previous, self.step = self.step, int(np.asarray(keras.ops.convert_to_numpy(self.model.optimizer.iterations)))
+        if self.step // self.every == previous // self.every or not logs or "loss" not in logs:
             return
         loss = float(logs["loss"])
         self.steps.append(self.step)

@@ -380,3 +380,23 @@ def test_the_final_report_reuses_the_best_epochs_validation_logits(resumable, mo
     assert result.report["metrics"] == pytest.approx(fresh["metrics"], abs=1e-6)
     best = int(np.argmax(result.history["val_accuracy"]))
     assert result.report["metrics"]["accuracy"] == pytest.approx(result.history["val_accuracy"][best], abs=1e-6)
+
+
+def test_steps_per_execution_keeps_backups_logs_and_the_result_exact(resumable, monkeypatch):
+    """With two optimizer steps per call, backups and the loss curve still count optimizer steps, and a run
+    killed mid-epoch resumes to the same weights as the unbroken one-step-per-call run."""
+    from ptft_keras.training.finetune_backup import read_backup_state
+
+    output = resumable.root / "two-per-call"
+    options = {**resumable.options, "steps_per_execution": 2}
+    with monkeypatch.context() as patch:
+        kill_at(patch, 9)
+        with pytest.raises(Killed):
+            finetune(output=str(output), **options)
+    state = read_backup_state(output / ".resume")
+    assert (state["step"], state["epoch"], state["batch"]) == (7, 1, 2)  # epochs of 5 steps: 2+2+1, then 2 more
+    resumed = finetune(output=str(output), **options)
+    for mine, theirs in zip(weights_of(resumed), weights_of(resumable.unbroken)):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
+    logged = resumed.report["steps"]["step"]  # one point a call (every step is due): the calls' last steps
+    assert logged == [2, 4, 5, 7, 9, 10, 12, 14, 15] and set(logged) <= set(resumable.unbroken.report["steps"]["step"])
