@@ -400,3 +400,25 @@ def test_steps_per_execution_keeps_backups_logs_and_the_result_exact(resumable, 
         np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
     logged = resumed.report["steps"]["step"]  # one point a call (every step is due): the calls' last steps
     assert logged == [2, 4, 5, 7, 9, 10, 12, 14, 15] and set(logged) <= set(resumable.unbroken.report["steps"]["step"])
+
+
+def test_a_job_prints_no_tensorflow_chatter_and_no_keras_warnings(run):
+    """`ptft evaluate` in a fresh process, output to a pipe: no C++ log line (absl banner, oneDNN/CUDA notices,
+    cuInit), no Python warning, and progress as plain lines."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "PTFT_USER_TF_LOG_LEVEL")}
+    done = subprocess.run([sys.executable, "-m", "ptft_keras.cli", "evaluate", "--model", str(run.dir), "--data",
+                           str(run.root / "dev.tsv")], capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    import re
+
+    chatter = [line for line in output.splitlines()
+               if re.match(r"^[IWEF]\d{4} ", line) or "absl::InitializeLog" in line or "Warning:" in line
+               or "oneDNN" in line or "cuda" in line.lower()]
+    assert not chatter, chatter
+    assert "\r" not in output and "\x1b[" not in output
+    assert json.loads(done.stdout.strip().splitlines()[-1])["accuracy"] >= 0
