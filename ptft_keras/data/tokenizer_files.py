@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+from ptft_keras.hub import error_summary, hub_offline, hub_unreachable_reason
 from ptft_keras.errors import CheckpointError
 
 VOCAB_FILE = "vocab.txt"
@@ -187,14 +188,17 @@ def resolve_directory(path_or_id) -> Path:
     except ImportError as error:
         raise CheckpointError("downloading from the Hub needs huggingface_hub (pip install huggingface_hub)",
                               path=text) from error
+    patterns = [VOCAB_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, TOKENIZER_JSON_FILE, MODEL_CONFIG_FILE]
+    # offline, or no route to the Hub: the local cache only, at once (the hub client would retry for a minute)
+    why_not = ("HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set" if hub_offline() else hub_unreachable_reason())
     try:
-        return Path(huggingface_hub.snapshot_download(
-            text, etag_timeout=HUB_TIMEOUT_S,
-            allow_patterns=[VOCAB_FILE, TOKENIZER_CONFIG_FILE, SPECIAL_TOKENS_MAP_FILE, TOKENIZER_JSON_FILE,
-                            MODEL_CONFIG_FILE]))
+        return Path(huggingface_hub.snapshot_download(text, etag_timeout=HUB_TIMEOUT_S, allow_patterns=patterns,
+                                                      local_files_only=why_not is not None))
     except Exception as error:  # the hub raises many types (offline, 404, gated, timeouts)
-        offline = bool(getattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False))
-        hint = ("HF_HUB_OFFLINE is set and the files are not in the local cache" if offline
-                else "check the id and your network, or download the checkpoint and pass its directory")
+        if why_not is not None:
+            raise CheckpointError(f"not a local directory, and the Hugging Face Hub cannot be asked ({why_not}) and "
+                                  "has no copy in the local cache: connect (or set HTTPS_PROXY), or download the "
+                                  "checkpoint and pass its directory", path=text) from None
         raise CheckpointError(f"not a local directory, and the Hugging Face Hub could not provide it "
-                              f"({type(error).__name__}): {hint}", path=text) from error
+                              f"({error_summary(error)}): check the id, or download the checkpoint and pass its "
+                              "directory", path=text) from error

@@ -22,14 +22,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import threading
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from ptft_keras.errors import CheckpointError
+from ptft_keras.hub import (  # noqa: F401 - re-exported: the hub checks every layer shares
+    HUB_CONNECT_TIMEOUT_S,
+    error_summary,
+    hub_offline,
+    hub_unreachable_reason,
+)
 from ptft_keras.models.hf_checkpoint import (
     CONFIG_FILE,
     PICKLE_FILE,
@@ -43,7 +45,6 @@ TOKENIZER_FILES = ["vocab.txt", "tokenizer_config.json", "special_tokens_map.jso
 _KERAS_HUB_SCHEMES = ("kaggle://", "modelscope://")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 # Seconds each for resolving the Hub's name and connecting to it before calling it unreachable.
-HUB_CONNECT_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -126,83 +127,6 @@ def download_from_hub(repo_id: str, allow_pickle: bool = False) -> Path:
         ) from None
 
 
-def hub_offline() -> bool:
-    """Whether the Hugging Face Hub must not be contacted: `HF_HUB_OFFLINE` or `TRANSFORMERS_OFFLINE`
-    set in the environment, or huggingface_hub's own offline switch on."""
-    if _env_flag("HF_HUB_OFFLINE") or _env_flag("TRANSFORMERS_OFFLINE"):
-        return True
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return False
-    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
-
-
-def hub_unreachable_reason(timeout: float | None = None) -> str | None:
-    """None when the Hugging Face Hub endpoint (`HF_ENDPOINT`) answers a TCP connection, else why not,
-    within about 2 x `timeout` seconds (default `HUB_CONNECT_TIMEOUT_S`). With a proxy configured it
-    cannot tell and returns None (the download then reports what goes wrong).
-
-    Example:
-        >>> import socket
-        >>> def no_dns(*args, **kwargs):
-        ...     raise socket.gaierror(-2, "Name or service not known")
-        >>> real, socket.getaddrinfo = socket.getaddrinfo, no_dns
-        >>> try:
-        ...     hub_unreachable_reason()
-        ... finally:
-        ...     socket.getaddrinfo = real
-        'cannot reach https://huggingface.co (the name huggingface.co does not resolve: Name or service not known)'
-    """
-    timeout = HUB_CONNECT_TIMEOUT_S if timeout is None else timeout
-    try:
-        from huggingface_hub import constants
-
-        endpoint = constants.ENDPOINT
-    except ImportError:
-        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    url = urllib.parse.urlsplit(endpoint)
-    if not url.hostname or urllib.request.getproxies().get(url.scheme) or urllib.request.proxy_bypass(url.hostname):
-        return None
-    port = url.port or (443 if url.scheme == "https" else 80)
-    found: dict = {}
-
-    def resolve():  # getaddrinfo takes no timeout, and a broken resolver can hang for many seconds
-        try:
-            found["addresses"] = socket.getaddrinfo(url.hostname, port, type=socket.SOCK_STREAM)
-        except OSError as error:
-            found["error"] = error
-
-    lookup = threading.Thread(target=resolve, daemon=True)
-    lookup.start()
-    lookup.join(timeout)
-    if "addresses" not in found:
-        why = found.get("error")
-        what = f"does not resolve: {why.strerror or why}" if why else f"did not resolve within {timeout:g} s"
-        return f"cannot reach {endpoint} (the name {url.hostname} {what})"
-    errors = []
-    for family, kind, protocol, _, address in found["addresses"][:2]:
-        try:
-            with socket.socket(family, kind, protocol) as connection:
-                connection.settimeout(timeout)
-                connection.connect(address)
-            return None
-        except OSError as error:
-            errors.append(error.strerror or str(error) or type(error).__name__)
-    return f"cannot reach {endpoint} ({'; '.join(errors) or 'no address'})"
-
-
-def error_summary(error: BaseException) -> str:
-    """`"ErrorType: first line of its message"`, for wrapping a library's error in ours.
-
-    Example:
-        >>> error_summary(ConnectionError("Name or service not known\\nretries exhausted"))
-        'ConnectionError: Name or service not known'
-    """
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-
-
 def _weight_patterns(files: set[str], repo_id: str, allow_pickle: bool) -> list[str]:
     """The one weights file to download, in the order read_hf_checkpoint prefers them."""
     if SAFETENSORS_FILE in files:
@@ -231,7 +155,3 @@ def _keras_hub_preset_names() -> set[str]:
     from keras_hub.models import BertBackbone, DistilBertBackbone
 
     return set(BertBackbone.presets) | set(DistilBertBackbone.presets)
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}

@@ -9,6 +9,7 @@ import huggingface_hub.constants
 import pytest
 
 from ptft_keras.errors import CheckpointError
+from ptft_keras import hub
 from ptft_keras.models import locate
 from ptft_keras.models.locate import CheckpointLocation, locate_checkpoint
 
@@ -126,7 +127,7 @@ def test_unreachable_hub_fails_fast_saying_what_to_do(monkeypatch, no_network):
 
 def test_a_hanging_name_lookup_is_cut_short(monkeypatch, no_network):
     online(monkeypatch)
-    monkeypatch.setattr(locate, "HUB_CONNECT_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(hub, "HUB_CONNECT_TIMEOUT_S", 0.3)  # the hub checks live in ptft_keras.hub
     monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: time.sleep(3))
     start = time.monotonic()
     with pytest.raises(CheckpointError, match="did not resolve within 0.3 s"):
