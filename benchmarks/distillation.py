@@ -15,7 +15,9 @@ what finished):
    (raw strings in) is timed: batch-64 examples/s over dev sentences in file order and batch-1 latency
    (p50, ms) over single dev sentences; the systems take turns, so load from other processes falls on all.
 
-    python benchmarks/distillation.py                                    # the setting
+    python benchmarks/distillation.py                                    # the setting (hours on 2 CPUs)
+    python benchmarks/distillation.py --teacher-epochs 1 --unlabelled-rows 8000 --students tiny,teacher:2@1 \
+        --deadline-minutes 24                                            # results/distillation.json (33 min)
     python benchmarks/distillation.py --train-rows 500 --unlabelled-rows 500 --students tiny \\
         --teacher-epochs 1 --output /tmp/distill.json                     # a quick look
 
@@ -167,7 +169,8 @@ def main(argv=None):
         note(f"{student} distilled: dev accuracy {entry['dev accuracy']:.4f}")
         del run
         keras.backend.clear_session()
-        alone_epochs = min(args.max_labels_alone_epochs, max(epochs, round(epochs * transfer / args.train_rows)))
+        same_steps = round(epochs * transfer / args.train_rows)
+        alone_epochs = min(args.max_labels_alone_epochs, max(epochs, same_steps))
         alone = distill(DistillConfig(teacher=str(teacher_dir), student=student, output=str(work / f"{name}_labels"),
                                       alpha=1.0, epochs=alone_epochs, teacher_cache=str(cache), **common))
         entry.update({"labels alone": alone.report["metrics"]["accuracy"], "labels alone epochs": alone_epochs,

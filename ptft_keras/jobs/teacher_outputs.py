@@ -100,7 +100,8 @@ def teacher_logits(teacher, texts, pairs=None, *, cache_dir=None, batch_size: in
         chunk = predict(start, stop)
         if store is None:
             store = (np.lib.format.open_memmap(partial, mode="r+") if start else
-                     np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=(len(texts), chunk.shape[1])))
+                     np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32,
+                                               shape=(len(texts), chunk.shape[1])))
         store[start:stop] = chunk
         store.flush()
         _write_progress(progress, {"chunks": start // chunk_size + 1, "chunk_size": chunk_size, "rows": len(texts)})
