@@ -201,6 +201,11 @@ class DistillKind(SequenceKind):
         self.student = dict(student or {})
         self.counts = {}
 
+    def fingerprint_extra(self, config) -> dict:
+        return {"teacher": self.teacher_dir, "unlabelled": None if self.unlabelled is None else str(self.unlabelled),
+                "unlabelled_column": self.unlabelled_column, "max_unlabelled": self.max_unlabelled,
+                "temperature": self.temperature, "alpha": self.alpha, "soft_loss": self.soft_loss}
+
     @property
     def label_names(self) -> list[str]:
         return list(self.teacher[2].label_names)
@@ -235,19 +240,11 @@ class DistillKind(SequenceKind):
         return min(length, limit), f"the teacher's, capped at {limit}; set --sequence-length to change it"
 
     def datasets(self, config, tokenizer, splits: Splits, info, *, padding: str, drop_remainder: bool) -> Prepared:
-        from ptft_keras.data.truncation import encode_texts, fitted_dataset
         from ptft_keras.tasks.distiller import UNLABELLED, pack_targets
 
         def dataset(examples, targets, shuffle):
-            fitted = encode_texts(
-                tokenizer, examples.texts, examples.pairs, sequence_length=info.sequence_length,
-                truncation=config.truncation, head_tokens=config.head_tokens, window_stride=config.window_stride,
-                text_normalization=config.text_normalization,
-            )
-            ds = fitted_dataset(fitted, tokenizer, targets, batch_size=config.batch_size,
-                                sequence_length=info.sequence_length, padding=padding, shuffle=shuffle,
-                                seed=config.seed, drop_remainder=drop_remainder)
-            return ds, len(fitted)
+            return self.encoded_dataset(config, tokenizer, info, examples, targets, padding=padding, shuffle=shuffle,
+                                        drop_remainder=drop_remainder)
 
         train = splits.train
         labelled = [i for i, label in enumerate(train.labels) if label is not None]

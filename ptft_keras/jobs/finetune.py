@@ -214,7 +214,7 @@ def finetune_in(workdir, config: FinetuneConfig, kind, clock, strategy, checkpoi
 
     output = workdir.local
     chief = is_chief(strategy)
-    options = fingerprint(config)
+    options = {**fingerprint(config), **kind.fingerprint_extra(config)}
     if chief:
         workdir.pull()
     resume = resume_state(output, config, options) if chief else None  # before any work: a finished dir is refused

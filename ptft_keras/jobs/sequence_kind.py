@@ -344,20 +344,26 @@ class SequenceKind(TaskKind):
         print(f"truncation: {truncation} ({detail})")
         return config
 
-    def datasets(self, config, tokenizer, splits: Splits, info, *, padding: str, drop_remainder: bool) -> Prepared:
+    def encoded_dataset(self, config, tokenizer, info, examples, targets, *, padding: str, shuffle: bool,
+                        drop_remainder: bool):
+        """`(dataset, rows)`: `examples` fitted as training fits them (truncation, windows), batched with `targets`."""
         from ptft_keras.data.truncation import encode_texts, fitted_dataset
 
+        fitted = encode_texts(
+            tokenizer, examples.texts, examples.pairs, sequence_length=info.sequence_length,
+            truncation=config.truncation, head_tokens=config.head_tokens, window_stride=config.window_stride,
+            text_normalization=config.text_normalization,
+        )
+        ds = fitted_dataset(fitted, tokenizer, targets, batch_size=config.batch_size,
+                            sequence_length=info.sequence_length, padding=padding, shuffle=shuffle,
+                            seed=config.seed, drop_remainder=drop_remainder)
+        return ds, len(fitted)
+
+    def datasets(self, config, tokenizer, splits: Splits, info, *, padding: str, drop_remainder: bool) -> Prepared:
         def dataset(examples, shuffle):
             targets, examples = targets_for(info, examples, skip_bad_rows=config.skip_bad_rows)
-            fitted = encode_texts(
-                tokenizer, examples.texts, examples.pairs, sequence_length=info.sequence_length,
-                truncation=config.truncation, head_tokens=config.head_tokens, window_stride=config.window_stride,
-                text_normalization=config.text_normalization,
-            )
-            ds = fitted_dataset(fitted, tokenizer, targets, batch_size=config.batch_size,
-                                sequence_length=info.sequence_length, padding=padding, shuffle=shuffle,
-                                seed=config.seed, drop_remainder=drop_remainder)
-            return ds, len(fitted)
+            return self.encoded_dataset(config, tokenizer, info, examples, targets, padding=padding, shuffle=shuffle,
+                                        drop_remainder=drop_remainder)
 
         train, rows = dataset(splits.train, shuffle=True)
         if config.truncation == "windows":

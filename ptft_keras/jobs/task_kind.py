@@ -106,6 +106,10 @@ class TaskKind:
         monitor = config.monitor or "val_loss"
         return monitor, "min" if monitor.endswith("loss") else "max"
 
+    def fingerprint_extra(self, config) -> dict:
+        """Settings outside the config that a resumed run must share (e.g. a distillation's teacher)."""
+        return {}
+
     def info_extra(self, config) -> dict:
         """Values recorded in training_config.json besides the config (e.g. the columns read)."""
         return {}
