@@ -28,7 +28,7 @@ from ptft_keras.models.backbone import Backbone
 from ptft_keras.jobs import pretrain as pretrain_module
 from ptft_keras.jobs.pretrain import PretrainConfig, pretrain, split_heldout, with_defaults
 from ptft_keras.jobs.pretrain_config import (
-    CONTINUED_LEARNING_RATE, CONTINUED_WARMUP_RATIO, FROM_SCRATCH_LEARNING_RATE, FROM_SCRATCH_WARMUP_RATIO,
+    CONTINUED_LEARNING_RATE, CONTINUED_WARMUP_RATIO, FROM_SCRATCH_LEARNING_RATES, FROM_SCRATCH_WARMUP_RATIO,
 )
 
 SMALL = dict(batch_size=8, sequence_length=32, heldout_lines=100, save_every=2, eval_every=2, learning_rate=1e-3,
@@ -69,7 +69,8 @@ def test_heldout_slice():
 
 def test_defaults_depend_on_the_case_and_protect_short_runs():
     scratch = with_defaults(PretrainConfig(model="tiny", max_steps=60))
-    assert (scratch.learning_rate, scratch.warmup_ratio) == (FROM_SCRATCH_LEARNING_RATE, FROM_SCRATCH_WARMUP_RATIO)
+    assert (scratch.learning_rate, scratch.warmup_ratio) == (1e-3, FROM_SCRATCH_WARMUP_RATIO)
+    assert with_defaults(PretrainConfig(model="base")).learning_rate == FROM_SCRATCH_LEARNING_RATES["base"] == 1e-4
     continued = with_defaults(PretrainConfig(model="some/checkpoint", max_steps=60))
     assert (continued.learning_rate, continued.warmup_ratio) == (CONTINUED_LEARNING_RATE, CONTINUED_WARMUP_RATIO)
     assert scratch.save_every == 6 and scratch.save_minutes == 10  # a run of 60 steps backs up every 6
@@ -250,6 +251,24 @@ def test_a_killed_run_resumes_and_ends_with_the_weights_of_an_uninterrupted_run(
     for name, value in uninterrupted.items():
         np.testing.assert_allclose(interrupted[name], value, atol=1e-5, err_msg=name)
     assert last_json(resumed.stdout)["mlm_loss"] == pytest.approx(last_json(output)["mlm_loss"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_with_the_same_seed_and_corpus_print_the_same_losses(tmp_path, corpus):
+    """From scratch in two processes with different hash seeds: vocabulary, data order, masks and init agree."""
+    runs = []
+    for index, hash_seed in enumerate(("1", "2")):
+        done = subprocess.run(cli_command("--model", "tiny", "--corpus", corpus, "--output", tmp_path / f"run-{index}",
+                                          "--max-steps", 8, "--batch-size", 8, "--sequence-length", 32,
+                                          "--vocab-size", 800, "--heldout-lines", 100, "--eval-every", 4),
+                              env=subprocess_env(PYTHONHASHSEED=hash_seed), capture_output=True, text=True,
+                              timeout=TIMEOUT)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        runs.append(last_json(done.stdout))
+    assert (tmp_path / "run-0" / "tokenizer" / "vocab.txt").read_text() == \
+        (tmp_path / "run-1" / "tokenizer" / "vocab.txt").read_text()
+    assert runs[0]["initial_mlm_loss"] == runs[1]["initial_mlm_loss"]
+    assert runs[0]["mlm_loss"] == pytest.approx(runs[1]["mlm_loss"], abs=1e-6)
 
 
 @pytest.mark.slow
