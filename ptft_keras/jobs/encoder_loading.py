@@ -17,8 +17,9 @@ were found; a fresh encoder's ``embedding_dim`` defaults to the vectors' dimensi
 BiLSTM are an error with a transformer checkpoint.
 
 Recurrent encoders want larger steps than BERT's: where ``--learning-rate`` is left at the generic
-default, a BiLSTM run uses `CLASSIC_DEFAULTS` (1e-3). Measured on SST-2 (first 8,000 training rows, dev
-set, random init, 3 epochs, benchmarks/classic_encoders.py): see benchmarks/RESULTS.md.
+default, a BiLSTM run uses `CLASSIC_DEFAULTS` (1e-3). Measured on SST-2 (first 8,000 training rows, 3
+epochs, random init, 128-dim embedding, 128 units, max pooling; benchmarks/classic_encoders.py): dev
+accuracy 0.783 at 1e-3 against 0.509 at BERT's 1e-4, which has not left chance after 3 epochs.
 
 Example:
     >>> from types import SimpleNamespace

@@ -52,7 +52,7 @@ from typing import Optional
 from ptft_keras.errors import ConfigError, DataError
 
 OBJECTIVES = ("autoencoder", "word2vec", "mlm")
-DEFAULT_OBJECTIVE = "autoencoder"
+DEFAULT_OBJECTIVE = "mlm"  # as for transformers; on SST-2 no objective beat random init (benchmarks/RESULTS.md)
 CLASSIC_LEARNING_RATE = 1e-3
 RESULT_FILE, INITIAL_EVAL_FILE, BACKBONE_DIR = "result.json", "initial_eval.json", "backbone"
 SAVES_PER_RUN = 10
@@ -65,7 +65,7 @@ class ClassicSettings:
     corpus: Optional[str] = None
     output: Optional[str] = None
     model: str = "bilstm"
-    objective: Optional[str] = None  # None: autoencoder (PretrainConfig's choices: mlm | autoencoder | word2vec)
+    objective: Optional[str] = None  # None: DEFAULT_OBJECTIVE (PretrainConfig's choices: mlm | autoencoder | word2vec)
     max_steps: int = 1000
     batch_size: int = 32
     sequence_length: int = 128
@@ -98,7 +98,7 @@ def classic_settings(config) -> ClassicSettings:
         >>> from types import SimpleNamespace
         >>> settings = classic_settings(SimpleNamespace(corpus="c.txt", output="out", max_steps=50, nsp=False))
         >>> settings.objective, settings.learning_rate, settings.save_every
-        ('autoencoder', 0.001, 5)
+        ('mlm', 0.001, 5)
     """
     if isinstance(config, ClassicSettings):
         values = dataclasses.asdict(config)
@@ -262,7 +262,7 @@ def keras_objective(encoder, tokenizer, settings: ClassicSettings, train_documen
     else:
         train = encoder_features(masked_dataset(train_documents, tokenizer, settings, train=True), model)
         heldout = encoder_features(masked_dataset(heldout_documents, tokenizer, settings, train=False), model)
-    heldout = heldout.cache()
+    heldout = counted(heldout.cache())
     loss_name = "loss" if autoencoder else "mlm_loss"
 
     with strategy.scope():
@@ -302,6 +302,17 @@ def keras_objective(encoder, tokenizer, settings: ClassicSettings, train_documen
     print(f"TensorBoard: tensorboard --logdir {output / LOG_DIR}")
     return {"steps": max(backup.steps, start), "start_step": start, "loss": float(final[loss_name]),
             "initial_loss": initial, **extra}
+
+
+def counted(dataset):
+    """A finite dataset with its number of batches known (one pass fills a cache before it), so Keras does not
+    read its end as input that ran out."""
+    import tensorflow as tf
+
+    batches = sum(1 for _ in dataset)
+    if not batches:
+        raise DataError("the held-out lines make no batch; raise --heldout-lines or lower --batch-size")
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
 
 def word2vec_objective(encoder, tokenizer, settings: ClassicSettings, train_lines, heldout_lines, output: Path) -> dict:
