@@ -1,5 +1,6 @@
 """Export for TF Serving, checked from the outside: a fresh TensorFlow-only process, saved_model_cli,
 TF Serving's REST body mapping, edge inputs, versions, and failures that leave nothing behind."""
+import doctest
 import json
 import os
 import re
@@ -275,6 +276,11 @@ def test_pairs_and_fitted_texts_are_padded_to_the_request(tokenizer, tmp_path, o
     assert serve(**inputs)["score"].numpy().tolist() == [8.0]
     inputs = {name: tf.constant(["a wonderful film " * 12]) for name in inputs}
     assert serve(**inputs)["score"].numpy().tolist() == [16.0]
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(serving, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted >= 2
 
 
 def test_padded_width_edges():
