@@ -34,7 +34,6 @@ Example:
 from __future__ import annotations
 
 import functools
-import tempfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -42,7 +41,7 @@ import tensorflow as tf
 from ptft_keras.data.tokenizer_packing import check_sequence_length
 from ptft_keras.data.truncation import DEFAULT_HEAD_TOKENS, check_truncation, content_budget, pool_window_logits
 from ptft_keras.errors import CheckpointError, ConfigError
-from ptft_keras.export.layout import new_version_dir
+from ptft_keras.export.layout import new_version_dir, scratch_dir
 from ptft_keras.export.model_card import describe_signature, write_model_card
 from ptft_keras.export.portability import custom_op_types
 from ptft_keras.export.predictions import LABELLED_TASKS, TOKEN_TASK, check_task, task_outputs
@@ -320,7 +319,7 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
     base = Path(output)
     model_name = model_name or base.name
     warmup_texts = list(warmup_texts or DEFAULT_WARMUP_TEXTS)
-    with tempfile.TemporaryDirectory(prefix="ptft-export-assets-") as scratch, new_version_dir(base) as staging:
+    with scratch_dir() as scratch, new_version_dir(base) as staging:  # a killed export's scratch is cleaned later
         assets = {"vocab_file": _write_lines(Path(scratch) / "vocab.txt", tokenizer.vocabulary)}
         if label_names:
             assets["labels_file"] = _write_lines(Path(scratch) / "labels.txt", label_names)
