@@ -222,6 +222,7 @@ def _register_keras_classes() -> None:
     import pkgutil
 
     import ptft_keras.models.backbone  # noqa: F401 - BertBackbone, DistilBertBackbone
+    import ptft_keras.models.bilstm  # noqa: F401 - BiLSTMEncoder
     import ptft_keras.tasks as tasks
 
     for module in pkgutil.iter_modules(tasks.__path__):
