@@ -430,6 +430,10 @@ def run(config: PretrainConfig) -> int:
         >>> run(PretrainConfig(corpus="corpus.txt", output="runs/tiny", max_steps=100))  # doctest: +SKIP
         0
     """
+    from ptft_keras.jobs.pretrain_classic import is_classic_pretraining, run_classic
+
+    if is_classic_pretraining(config):  # --model bilstm / a BiLSTM dir, or --objective autoencoder|word2vec
+        return run_classic(config)
     result = pretrain(config)
     output = Path(result.output)
     if result.backbone:

@@ -39,6 +39,7 @@ from ptft_keras.models.sizes import NAMED_SIZES
 from ptft_keras.training.strategy import STRATEGIES
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+OBJECTIVES = ("mlm", "autoencoder", "word2vec")
 FROM_SCRATCH_LEARNING_RATES = {"tiny": 1e-3, "mini": 1e-3, "small": 5e-4, "medium": 5e-4, "base": 1e-4, "large": 1e-4}
 FROM_SCRATCH_WARMUP_RATIO = 0.01  # measured: no better with 5% (see above)
 CONTINUED_LEARNING_RATE, CONTINUED_WARMUP_RATIO = 1e-4, 0.01
@@ -55,7 +56,8 @@ class PretrainConfig:
     corpus: Optional[str] = option(None, CORPUS_HELP)
     output: Optional[str] = option(None, "output directory; rerun with the same one to resume")
     model: str = option("tiny", f"a size ({'|'.join(NAMED_SIZES)}) to pretrain from scratch, or a checkpoint "
-                                "path / Hub id to continue pretraining")
+                                "path / Hub id to continue pretraining, or `bilstm` (a fresh BiLSTM; see --objective) "
+                                "or a BiLSTM directory")
     model_type: Literal["bert", "distilbert"] = option("bert", "architecture of a from-scratch model")
     vocab_size: int = option(8000, "WordPiece vocabulary trained on the corpus, at most 32 MiB of it spread over "
                                    "its windows (from scratch only)", positive=True)
@@ -102,6 +104,13 @@ class PretrainConfig:
     shuffle_buffer_size: int = option(10_000, "sequences shuffled together: the input reads about "
                                               "4 x sequence_length x this many bytes of text at a time",
                                       positive=True)
+    objective: str = option("mlm", "pretraining objective: mlm (masked LM, transformers and BiLSTMs), autoencoder "
+                            "(Dai & Le sequence autoencoder) or word2vec (gensim skip-gram into the embedding); the "
+                            "last two need --model bilstm", choices=OBJECTIVES)
+    vectors: Optional[str] = option(None, "--model bilstm: initialise the embedding from word vectors (word2vec "
+                                    "text/.bin or GloVe) before pretraining; embedding_dim defaults to their dimension")
+    encoder_options: Optional[str] = option(None, "--model bilstm: sizes as key=value pairs, e.g. 'embedding_dim=128,"
+                                            "lstm_units=128,num_layers=1,dropout=0.1,pooling=max'")
 
 
 def with_defaults(config: PretrainConfig) -> PretrainConfig:

@@ -175,3 +175,19 @@ def test_a_run_killed_with_sigkill_resumes_from_its_backup(tmp_path):
     a = BiLSTMEncoder.from_pretrained(tmp_path / "killed" / "backbone").get_weights()
     b = BiLSTMEncoder.from_pretrained(tmp_path / "whole" / "backbone").get_weights()
     assert all(np.allclose(x, y, atol=1e-5) for x, y in zip(a, b))
+
+
+def test_the_pretrain_command_dispatches_bilstm_runs_here(tmp_path):
+    """`ptft pretrain --model bilstm --objective ...` (the CLI contract) runs this job with PretrainConfig's fields."""
+    from ptft_keras.cli import main
+
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["pretrain", "--model", "bilstm", "--objective", "word2vec", "--corpus", str(corpus), "--output",
+                     str(tmp_path / "run"), "--vocab-size", "60", "--sequence-length", "16", "--heldout-lines", "20",
+                     "--encoder-options", "embedding_dim=16,lstm_units=8"])
+    assert code == 0
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert summary["objective"] == "word2vec" and math.isfinite(summary["loss"])
+    assert BiLSTMEncoder.from_pretrained(tmp_path / "run" / "backbone").embedding_dim == 16
