@@ -74,8 +74,9 @@ def run_pretrain(args: list[str], timeout: float, *, code: str | None = None, ma
     killed = False
     with tempfile.TemporaryFile(mode="w+") as log:
         began = time.perf_counter()
+        # Run in `code` (python -c puts the working directory first on the path, before PYTHONPATH).
         child = subprocess.Popen([sys.executable, "-c", "import sys; from ptft_keras.cli import main; "
-                                  "sys.exit(main(sys.argv[1:]))", "pretrain", *args], env=env,
+                                  "sys.exit(main(sys.argv[1:]))", "pretrain", *args], env=env, cwd=code or ROOT,
                                  stdout=log, stderr=subprocess.STDOUT, text=True)
         deadline = began + timeout
         while True:

@@ -18,7 +18,8 @@ seed: the same held-out batches in every run. The masked-LM loss on them is eval
 output, a JSON object with at least `steps` and `mlm_loss`.
 
 Resuming: the run backs up weights, optimizer state, dropout RNG and each worker's input position
-every `save_every` steps (default: a tenth of `max_steps`) and every `save_minutes` minutes under
+every `save_every` steps (default: a tenth of `max_steps`, at most one a minute) and every
+`save_minutes` minutes (`pretrain_config.backup_schedule`) under
 `OUTPUT/backup/`. Rerunning the same command resumes from the last backup; its input starts at the
 saved position (one seek and one shuffle group re-read, however far the run had got), so it sees the
 batches an uninterrupted run sees and ends with its weights. A backup without an input position
@@ -51,7 +52,9 @@ import keras
 import tensorflow as tf
 
 from ptft_keras.config import option, to_dict  # noqa: F401
-from ptft_keras.jobs.pretrain_config import PRECISIONS, PretrainConfig, with_defaults  # noqa: F401 - this job's API
+from ptft_keras.jobs.pretrain_config import (  # noqa: F401 - this job's API
+    PRECISIONS, PretrainConfig, backup_schedule, with_defaults,
+)
 from ptft_keras.data.corpus import InputPositions, TextCorpus
 from ptft_keras.data.pipeline import corpus_sizes, make_pretraining_dataset
 from ptft_keras.data.tokenizer import Tokenizer
@@ -317,10 +320,8 @@ def _build(config: PretrainConfig, strategy, corpus: TextCorpus, positions: dict
                       gradient_accumulation_steps=config.gradient_accumulation_steps)
         model.optimizer.build(model.trainable_variables)
         workers, worker = _workers(strategy)
-        # Time-based backups only with one worker: every worker must back up at the same steps.
-        seconds = config.save_minutes * 60 if config.save_minutes > 0 and workers == 1 else None
-        backup = PreemptionBackup(output / BACKUP_DIR, save_freq=config.save_every, save_seconds=seconds,
-                                  writer=writer, input_state=lambda steps: input_state(positions, steps),
+        backup = PreemptionBackup(output / BACKUP_DIR, **backup_schedule(config, workers), writer=writer,
+                                  input_state=lambda steps: input_state(positions, steps),
                                   input_name=f"worker-{worker}")
         backup.set_model(model)
         start = backup.restore()
@@ -387,8 +388,9 @@ def pretrain(config: PretrainConfig | None = None, *, strategy=None, verbose: in
     say(f"resuming at step {start} of {config.max_steps} (backup in {output / BACKUP_DIR}; "
         f"{_describe_input(backup.restored_input, start)})" if start
         else f"starting at step 0 of {config.max_steps}")
+    gap = " (at most one a minute)" if backup.min_seconds else ""
     by_time = f" and every {config.save_minutes:g} minutes" if backup.save_seconds else ""
-    say(f"backups every {config.save_every} steps{by_time} to {output / BACKUP_DIR}")
+    say(f"backups every {backup.save_every} steps{gap}{by_time} to {output / BACKUP_DIR}")
 
     initial = read_json(output / INITIAL_EVAL_FILE, default={}).get("mlm_loss")
     if start == 0:

@@ -5,27 +5,29 @@ Learning rate and warmup, when left unset, depend on where the weights come from
 
 | case | `--model` | learning rate | warmup |
 |---|---|---|---|
-| from scratch | a size name | `FROM_SCRATCH_LEARNING_RATES[size]`: 1e-3 tiny, mini; 5e-4 small, medium; 1e-4 base, large | 1% |
+| from scratch | a size name | `FROM_SCRATCH_LEARNING_RATES[size]`: tiny 1e-3, mini 5e-4, small 3e-4, medium 2e-4, base and large 1e-4 | 1% |
 | continued pretraining | a checkpoint | `CONTINUED_LEARNING_RATE`: 1e-4 | 1% |
 
-From scratch, held-out masked-LM loss after 300 steps of 32 x 64 tokens of SST-2 sentences
-(benchmarks/pretrain_memory.py, benchmarks/RESULTS.md) was 7.52 with the old default (1e-4, warmup
-1%) and 6.77 / 6.72 / 6.76 with 5e-4 / 1e-3 / 2e-3 (warmup 5%) on `tiny`: 1e-3, the middle of the
-flat optimum, for the two smallest sizes. A longer warmup did not help (1e-3: 6.69 with 1%, 6.72
-with 5%), so both cases keep 1%. Larger models want smaller steps (BERT trained base and
-large at 1e-4, the rate kept for them here); small and medium sit between, unmeasured. A checkpoint
-already encodes language: continuing it takes BERT's own 1e-4, which keeps what it knows.
+Measured from scratch (benchmarks/pretrain_memory.py, benchmarks/RESULTS.md): held-out masked-LM
+loss after 300 steps of 32 x 64 tokens of SST-2 sentences. `tiny`: 7.52 with the old default (1e-4),
+6.77 / 6.72 / 6.76 with 5e-4 / 1e-3 / 2e-3; `mini`: 6.87 / 6.64 / 6.82 with 1e-4 / 5e-4 / 1e-3. The
+best rate halves from one size to the next; small and medium continue that (unmeasured) down to
+BERT's 1e-4, which base and large keep. A longer warmup did not help (`tiny` at 1e-3: 6.69 with 1%,
+6.72 with 5%), so both cases keep 1%. A checkpoint already encodes language: continuing it takes
+BERT's own 1e-4, which keeps what it knows.
 
-Backups: every `save_every` steps (default: a tenth of `max_steps`) and every `save_minutes` minutes,
-so a short run killed at any point resumes near where it was.
+Backups (`backup_schedule`): every `save_every` steps (default: a tenth of `max_steps`, but at most one
+a minute, so fast steps do not spend their time saving) and every `save_minutes` minutes, so a short
+run killed at any point resumes near where it was. With several workers, only `save_every` (every
+worker must back up at the same steps).
 
 Example:
     >>> config = PretrainConfig(corpus="corpus.txt", output="runs/tiny")
     >>> config.model, config.batch_size, config.sequence_length
     ('tiny', 32, 128)
     >>> resolved = with_defaults(config)
-    >>> resolved.learning_rate, resolved.warmup_ratio, resolved.save_every
-    (0.001, 0.01, 100)
+    >>> resolved.learning_rate, resolved.warmup_ratio
+    (0.001, 0.01)
     >>> with_defaults(PretrainConfig(model="runs/tiny/backbone", max_steps=40)).learning_rate
     0.0001
 """
@@ -40,10 +42,11 @@ from ptft_keras.training.strategy import STRATEGIES
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OBJECTIVES = ("mlm", "autoencoder", "word2vec")
-FROM_SCRATCH_LEARNING_RATES = {"tiny": 1e-3, "mini": 1e-3, "small": 5e-4, "medium": 5e-4, "base": 1e-4, "large": 1e-4}
+FROM_SCRATCH_LEARNING_RATES = {"tiny": 1e-3, "mini": 5e-4, "small": 3e-4, "medium": 2e-4, "base": 1e-4, "large": 1e-4}
 FROM_SCRATCH_WARMUP_RATIO = 0.01  # measured: no better with 5% (see above)
 CONTINUED_LEARNING_RATE, CONTINUED_WARMUP_RATIO = 1e-4, 0.01
 SAVES_PER_RUN = 10  # default save_every: max_steps / SAVES_PER_RUN
+MIN_BACKUP_GAP_SECONDS = 60  # the default save_every waits this long after the last backup
 CORPUS_HELP = ("text file(s) or glob (.gz too): one sentence per line; a document ends at a blank line or after "
                "--document-lines lines (a file without blank lines is read as documents of that many lines). "
                "Streamed: memory is bounded by the model, the batch and --shuffle-buffer-size, not by the corpus")
@@ -90,7 +93,8 @@ class PretrainConfig:
     seed: int = option(0, "seed of initialisation, data order, masking and dropout")
     deterministic: bool = option(False, "bitwise-reproducible kernels (enable_op_determinism; slower)")
     save_every: Optional[int] = option(None, f"steps between backups that a rerun resumes from (default: "
-                                             f"max_steps / {SAVES_PER_RUN})", positive=True)
+                                             f"max_steps / {SAVES_PER_RUN}, at most one backup a minute)",
+                                       positive=True)
     save_minutes: float = option(10.0, "also back up when this many minutes have passed since the last backup "
                                        "(0: only by steps; one worker only)")
     eval_every: int = option(1000, "steps between held-out evaluations and checkpoints (a Keras epoch)",
@@ -121,5 +125,19 @@ def with_defaults(config: PretrainConfig) -> PretrainConfig:
     warmup_ratio = config.warmup_ratio
     if warmup_ratio is None:
         warmup_ratio = FROM_SCRATCH_WARMUP_RATIO if scratch else CONTINUED_WARMUP_RATIO
-    save_every = config.save_every or max(1, config.max_steps // SAVES_PER_RUN)
-    return replace(config, learning_rate=learning_rate, warmup_ratio=warmup_ratio, save_every=save_every)
+    return replace(config, learning_rate=learning_rate, warmup_ratio=warmup_ratio)
+
+
+def backup_schedule(config: PretrainConfig, workers: int = 1) -> dict:
+    """When the job backs up (`training.callbacks.PreemptionBackup` arguments; see the module docstring).
+
+    Example:
+        >>> backup_schedule(PretrainConfig(max_steps=60))
+        {'save_freq': 6, 'save_seconds': 600.0, 'min_seconds': 60}
+        >>> backup_schedule(PretrainConfig(max_steps=60, save_every=5), workers=2)
+        {'save_freq': 5, 'save_seconds': None, 'min_seconds': None}
+    """
+    alone = workers == 1
+    return {"save_freq": config.save_every or max(1, config.max_steps // SAVES_PER_RUN),
+            "save_seconds": config.save_minutes * 60 if config.save_minutes > 0 and alone else None,
+            "min_seconds": MIN_BACKUP_GAP_SECONDS if config.save_every is None and alone else None}

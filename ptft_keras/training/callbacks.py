@@ -108,8 +108,8 @@ class PreemptionBackup(keras.callbacks.BackupAndRestore):
     and the input position.
 
     It backs up every `save_freq` steps (counted from step 0, so every worker saves at the same
-    steps), every `save_seconds` seconds since the last backup (None: never by time) and when
-    training ends. A backup is a generation `backup_dir/step-000001200/` holding `model.weights.h5`
+    steps; with `min_seconds`, only once that long has passed since the last backup), every
+    `save_seconds` seconds since the last backup (None: never by time) and when training ends. A backup is a generation `backup_dir/step-000001200/` holding `model.weights.h5`
     (weights and optimizer state) and `rng.npz` (the seed-generator states, which `save_weights`
     leaves out), then `backup_dir/checkpoint.json` (`{"steps": 1200, "directory": ...}`) renamed into
     place. The previous generation is kept until the new one is complete; a non-finite loss never
@@ -133,10 +133,12 @@ class PreemptionBackup(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir, *, save_freq: int | None = 1000, save_seconds: float | None = None,
-                 writer: bool = True, keep: int = 2, input_state=None, input_name: str = "worker-0"):
+                 min_seconds: float | None = None, writer: bool = True, keep: int = 2, input_state=None,
+                 input_name: str = "worker-0"):
         super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
         self.save_every = int(save_freq) if save_freq else None
         self.save_seconds = float(save_seconds) if save_seconds else None
+        self.min_seconds = float(min_seconds) if min_seconds else None
         self.writer = writer
         self.keep = max(int(keep), 1)
         self.input_state = input_state
@@ -199,8 +201,10 @@ class PreemptionBackup(keras.callbacks.BackupAndRestore):
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
         self._finite = _finite_loss(logs)
-        due = self.save_every is not None and self.steps % self.save_every == 0
-        late = self.save_seconds is not None and time.monotonic() - self._last_save >= self.save_seconds
+        since = time.monotonic() - self._last_save
+        due = (self.save_every is not None and self.steps % self.save_every == 0
+               and (self.min_seconds is None or since >= self.min_seconds))
+        late = self.save_seconds is not None and since >= self.save_seconds
         if due or late:
             self._save_model()
 

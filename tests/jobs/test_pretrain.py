@@ -26,7 +26,7 @@ from ptft_keras.data.tokenizer import Tokenizer
 from ptft_keras.errors import DataError
 from ptft_keras.models.backbone import Backbone
 from ptft_keras.jobs import pretrain as pretrain_module
-from ptft_keras.jobs.pretrain import PretrainConfig, pretrain, split_heldout, with_defaults
+from ptft_keras.jobs.pretrain import PretrainConfig, backup_schedule, pretrain, split_heldout, with_defaults
 from ptft_keras.jobs.pretrain_config import (
     CONTINUED_LEARNING_RATE, CONTINUED_WARMUP_RATIO, FROM_SCRATCH_LEARNING_RATES, FROM_SCRATCH_WARMUP_RATIO,
 )
@@ -73,10 +73,14 @@ def test_defaults_depend_on_the_case_and_protect_short_runs():
     assert with_defaults(PretrainConfig(model="base")).learning_rate == FROM_SCRATCH_LEARNING_RATES["base"] == 1e-4
     continued = with_defaults(PretrainConfig(model="some/checkpoint", max_steps=60))
     assert (continued.learning_rate, continued.warmup_ratio) == (CONTINUED_LEARNING_RATE, CONTINUED_WARMUP_RATIO)
-    assert scratch.save_every == 6 and scratch.save_minutes == 10  # a run of 60 steps backs up every 6
-    assert with_defaults(PretrainConfig(max_steps=3)).save_every == 1
-    chosen = with_defaults(PretrainConfig(model="tiny", learning_rate=3e-4, warmup_ratio=0.2, save_every=7))
-    assert (chosen.learning_rate, chosen.warmup_ratio, chosen.save_every) == (3e-4, 0.2, 7)
+    # a run of 60 steps backs up every 6 (once a minute has passed since the last) and every 10 minutes
+    assert backup_schedule(scratch) == {"save_freq": 6, "save_seconds": 600, "min_seconds": 60}
+    assert backup_schedule(PretrainConfig(max_steps=3, save_minutes=0)) == {"save_freq": 1, "save_seconds": None,
+                                                                            "min_seconds": 60}
+    assert backup_schedule(PretrainConfig(save_every=7), workers=2) == {"save_freq": 7, "save_seconds": None,
+                                                                        "min_seconds": None}
+    chosen = with_defaults(PretrainConfig(model="tiny", learning_rate=3e-4, warmup_ratio=0.2))
+    assert (chosen.learning_rate, chosen.warmup_ratio) == (3e-4, 0.2)
 
 
 def test_the_input_resumes_at_the_saved_position_not_by_replaying(corpus, checkpoint):
@@ -101,7 +105,7 @@ def test_the_input_resumes_at_the_saved_position_not_by_replaying(corpus, checkp
 def test_same_seed_and_corpus_give_the_same_losses_and_heldout_batches(tmp_path, corpus, capsys):
     """From scratch (vocabulary included), on a corpus far larger than the shuffle buffer, twice."""
     common = dict(model="tiny", corpus=corpus, max_steps=6, batch_size=8, sequence_length=32, vocab_size=600,
-                  heldout_lines=100, shuffle_buffer_size=16, eval_every=3, save_minutes=0, verbose=0)
+                  heldout_lines=100, shuffle_buffer_size=16, eval_every=3, save_every=1, verbose=0)
     runs = [pretrain(output=str(tmp_path / name), **common) for name in ("a", "b")]
     assert runs[0].initial_mlm_loss == runs[1].initial_mlm_loss  # the same held-out batches, the same init
     assert runs[0].mlm_loss == pytest.approx(runs[1].mlm_loss, abs=1e-6)

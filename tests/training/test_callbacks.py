@@ -166,3 +166,17 @@ def test_backup_by_time_and_the_input_position_of_each_worker(tmp_path, monkeypa
     assert resumed.restore() == 5 and resumed.restored_input == {"at": -5}
     (tmp_path / cb.INPUTS_DIR / "worker-1-step-000000005.json").unlink()  # e.g. killed before it was written
     assert resumed.restore() == 5 and resumed.restored_input is None  # the job then replays the input
+
+
+def test_backup_by_steps_waits_for_min_seconds_after_the_last(tmp_path, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(cb.time, "monotonic", lambda: clock[0])
+    backup = cb.PreemptionBackup(tmp_path, save_freq=2, min_seconds=60)
+    backup.set_model(tiny_model())
+    backup.on_train_begin()
+    saved = []
+    for seconds in (10, 20, 50, 70, 80, 90, 100, 140):  # steps 1..8 at these times
+        clock[0] = seconds
+        backup.on_train_batch_end(0, {"loss": 0.1})
+        saved.append(backup.steps_done())
+    assert saved == [0, 0, 0, 4, 4, 4, 4, 8]  # steps 2 and 6 came less than a minute after the last backup
