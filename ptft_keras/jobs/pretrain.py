@@ -46,12 +46,12 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import keras
 import tensorflow as tf
 
-from ptft_keras.config import option, to_dict  # noqa: F401
+from ptft_keras.config import to_dict
 from ptft_keras.jobs.pretrain_config import (  # noqa: F401 - this job's API
     PRECISIONS, PretrainConfig, backup_schedule, with_defaults,
 )
