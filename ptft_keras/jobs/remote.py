@@ -61,12 +61,14 @@ class Workdir:
 
     `local` is where the job reads and writes. `pull()` copies the remote directory in (before resuming);
     `push()` makes the remote directory equal to the local one, files first and `last` (e.g. a backup
-    pointer) at the end, removing remote files the local copy no longer has; `close()` removes the mirror.
+    pointer) at the end, removing remote files the local copy no longer has (a file unchanged since this
+    `Workdir` last copied it is not copied again); `close()` removes the mirror.
     """
 
     def __init__(self, target, *, what: str = "output"):
         self.target = str(target)
         self.remote = is_remote(target)
+        self._pushed: dict[str, tuple[int, int]] = {}  # relative path -> (size, mtime_ns) as last copied
         if self.remote:
             check_scheme(target, what)
             self.local = Path(tempfile.mkdtemp(prefix="ptft-workdir-"))
@@ -94,9 +96,13 @@ class Workdir:
         local = sorted(p.relative_to(self.local).as_posix() for p in self.local.rglob("*") if p.is_file())
         ordered = [p for p in local if p not in last] + [p for p in local if p in last]
         for relative in ordered:
+            stat = (self.local / relative).stat()
+            if self._pushed.get(relative) == (stat.st_size, stat.st_mtime_ns):
+                continue  # unchanged since it was copied: an earlier backup generation, a finished log file
             remote = f"{self.target.rstrip('/')}/{relative}"
             tf.io.gfile.makedirs(remote.rsplit("/", 1)[0])
             write_file(self.local / relative, remote)
+            self._pushed[relative] = (stat.st_size, stat.st_mtime_ns)
         if tf.io.gfile.isdir(self.target):
             keep = set(local)
             for directory, _, files in list(tf.io.gfile.walk(self.target)):
