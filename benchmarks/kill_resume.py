@@ -1,8 +1,10 @@
 """Issue 18's kill test: `kill -9` at random (seeded) moments of `ptft finetune` and `ptft pretrain`, each
 followed by the same command, against an unbroken run of that command.
 
-For every kill it records whether the rerun resumed (said so) or started over (killed before the first
-backup), whether it finished, whether a checkpoint was unreadable ("corrupted": the rerun failed on it),
+Each kill comes a seeded random fraction (0 to 0.9) of the unbroken run's training time after the run's
+first backup appeared, so every kill lands in training whatever the machine's load does to start-up
+(a kill before the first backup only restarts from step 0). For every kill it records whether the rerun
+resumed (said so), whether it finished, whether a checkpoint was unreadable ("corrupted": the rerun failed on it),
 and how far its final metrics and weights are from the unbroken run's (max absolute difference).
 
 The runs are small (a tiny random BERT; 320 SST-2 rows, 2 epochs, a backup every 4 steps for fine-tuning;
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import SHARED, machine, print_table, read_tsv, write_json  # noqa: E402
 
-COLUMNS = ["job", "kill", "killed_after_s", "resumed", "finished", "corrupted", "metric_diff", "weight_diff"]
+COLUMNS = ["job", "kill", "killed_after_s", "training_fraction", "resumed", "finished", "corrupted", "metric_diff", "weight_diff"]
 
 
 def prepare(folder: Path) -> dict:
@@ -75,6 +77,27 @@ def run(cmd, timeout=1800) -> tuple[int, str, float]:
     return done.returncode, done.stdout + done.stderr, time.perf_counter() - start
 
 
+def backup_marker(job: str, output: Path) -> Path:
+    """The file whose appearance says the run has a first backup to resume from."""
+    return output / (".resume/state.json" if job == "finetune" else "backup/checkpoint.json")
+
+
+def timed_run(job: str, cmd, output: Path, timeout=1800) -> tuple[int, str, float, float]:
+    """`run`, also timing when the first backup appeared: `(code, log, seconds, first backup seconds)`."""
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+        first = None
+        while process.poll() is None:
+            if first is None and backup_marker(job, output).exists():
+                first = time.perf_counter() - start
+            if time.perf_counter() - start > timeout:
+                process.kill()
+            time.sleep(0.02)
+        log.seek(0)
+        return process.returncode, log.read(), time.perf_counter() - start, first
+
+
 def outcome(job: str, output: Path, log: str) -> tuple[dict, list[np.ndarray]]:
     """`(metrics, weights)` of a finished run."""
     if job == "finetune":
@@ -109,17 +132,25 @@ def main() -> None:
         folder = Path(tmp)
         files = prepare(folder)
         for job in args.jobs.split(","):
-            code, log, unbroken_s = run(command(job, files, folder / f"{job}-unbroken"))
+            unbroken_dir = folder / f"{job}-unbroken"
+            code, log, unbroken_s, first_backup_s = timed_run(job, command(job, files, unbroken_dir), unbroken_dir)
             assert code == 0, log[-3000:]
-            reference = outcome(job, folder / f"{job}-unbroken", log)
-            print(f"{job}: unbroken run {unbroken_s:.0f} s", flush=True)
+            reference = outcome(job, unbroken_dir, log)
+            training_s = unbroken_s - (first_backup_s or 0.0)
+            print(f"{job}: unbroken run {unbroken_s:.0f} s, first backup after {first_backup_s or 0:.0f} s", flush=True)
             for kill in range(args.kills):
                 output = folder / f"{job}-kill-{kill}"
-                after = rng.uniform(0.4, 0.95) * unbroken_s
+                # Start-up time varies with the machine's load: the kill comes a seeded random fraction of the
+                # unbroken run's training time after this run's first backup, so every kill lands in training.
+                fraction = rng.uniform(0.0, 0.9)
                 process = subprocess.Popen(command(job, files, output), stdout=subprocess.DEVNULL,
                                            stderr=subprocess.DEVNULL)
+                began = time.perf_counter()
+                while process.poll() is None and not backup_marker(job, output).exists():
+                    time.sleep(0.02)
+                after = time.perf_counter() - began + fraction * training_s
                 try:
-                    process.wait(timeout=after)
+                    process.wait(timeout=fraction * training_s)
                     killed = False  # it finished before the kill came
                 except subprocess.TimeoutExpired:
                     os.kill(process.pid, signal.SIGKILL)
@@ -135,6 +166,7 @@ def main() -> None:
                 code, log, _ = run(command(job, files, output))
                 finished = code == 0
                 row = {"job": job, "kill": kill, "killed_after_s": round(after, 1) if killed else None,
+                       "training_fraction": round(fraction, 3),
                        "resumed": "resum" in log.lower(), "finished": finished,
                        "corrupted": (not finished) and ("backup" in log or "checkpoint" in log.lower()),
                        "metric_diff": None, "weight_diff": None}

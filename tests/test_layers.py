@@ -14,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ptft_keras"
 LAYERS = {
-    "errors": 0, "config": 0, "version": 0, "hub": 0,
+    "errors": 0, "config": 0, "version": 0, "hub": 0, "storage": 0,
     "data": 1,
     "models": 2,
     "training": 3,

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptft_keras import storage
 from ptft_keras.errors import DataError
 
 DOCSTART = "-DOCSTART-"
@@ -192,7 +193,7 @@ def _unknown_tag(tag: str, raw: str, label_names: Sequence[str], path, line) -> 
 def _lines(path: str):
     """`(line number, text)` of each line of a UTF-8 file (a BOM on the first line is dropped)."""
     try:
-        stream = open(path, "rb")
+        stream = storage.open_binary(path, decompress=False)
     except OSError as exc:
         raise DataError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
     with stream:

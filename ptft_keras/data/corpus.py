@@ -42,8 +42,6 @@ Example:
 """
 from __future__ import annotations
 
-import gzip
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -52,6 +50,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ptft_keras import storage
 from ptft_keras.data import sources
 from ptft_keras.errors import DataError
 
@@ -90,7 +89,7 @@ class Group:
 
 def _open(path: str):
     try:
-        return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+        return storage.open_binary(path)
     except OSError as error:
         raise DataError(f"cannot read the file ({error})", path=path) from None
 
@@ -202,7 +201,7 @@ class TextCorpus:
             if path.endswith(".gz"):
                 windows.append(Window(path, begin, None, aligned=True))
                 continue
-            size = os.path.getsize(path)
+            size = storage.getsize(path)
             for start in range(begin, max(size, begin + 1), self.window_bytes):
                 end = start + self.window_bytes
                 windows.append(Window(path, start, None if end >= size else end, aligned=start == begin))

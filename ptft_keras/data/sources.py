@@ -6,7 +6,8 @@ shows it, header = line 1), so that a bad row is reported as ``train.tsv, line 7
 
 Supported sources (``source`` argument of :func:`read_examples` and :func:`read_documents`):
 
-- a path or glob (``str`` / ``os.PathLike``), or a list/tuple of ``os.PathLike``; ``.gz`` files
+- a path or glob (``str`` / ``os.PathLike``), or a list/tuple of ``os.PathLike``, local or on any file
+  system TensorFlow opens (``gs://bucket/data/*.tsv``; see :mod:`ptft_keras.storage`); ``.gz`` files
   are decompressed; the format comes from the suffix: ``.csv``, ``.tsv`` (unquoted, like GLUE),
   ``.jsonl`` / ``.ndjson`` / ``.json`` (JSON Lines), anything else plain text (one example or
   sentence per line, blank line = document break);
@@ -29,8 +30,6 @@ import codecs
 import contextlib
 import csv
 import dataclasses
-import glob
-import gzip
 import json
 import os
 import sys
@@ -38,6 +37,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ptft_keras import storage
 from ptft_keras.errors import DataError
 
 TEXT_COLUMN = "text"
@@ -156,14 +156,14 @@ def expand_files(source) -> list[str]:
     files = []
     for pattern in map(os.fspath, patterns):
         if any(char in pattern for char in _GLOB_CHARS):
-            matches = sorted(path for path in glob.glob(pattern) if os.path.isfile(path))
+            matches = storage.glob(pattern)
             if not matches:
                 raise DataError("the pattern matches no files; check the path and the working "
                                 "directory", path=pattern)
             files.extend(matches)
-        elif os.path.isfile(pattern):
+        elif storage.isfile(pattern):
             files.append(pattern)
-        elif os.path.isdir(pattern):
+        elif storage.isdir(pattern):
             raise DataError(f"this is a directory, not a file; pass a file in it or a glob such as "
                             f"{_glob_for_directory(pattern)!r}", path=pattern)
         else:
@@ -173,11 +173,13 @@ def expand_files(source) -> list[str]:
 
 def _glob_for_directory(directory: str) -> str:
     """A glob for the data files in `directory`: ``DIR/*.EXT`` with its most common data suffix."""
+    join = (lambda name: directory.rstrip("/") + "/" + name) if storage.is_remote(directory) else (
+        lambda name: os.path.join(directory, name))
     suffixes = [os.path.splitext(name[:-3] if name.endswith(".gz") else name)[1].lower()
-                for name in sorted(os.listdir(directory)) if os.path.isfile(os.path.join(directory, name))]
+                for name in storage.listdir(directory) if storage.isfile(join(name))]
     known = [suffix for suffix in suffixes if suffix in (".csv", ".tsv", ".jsonl", ".ndjson", ".json", ".txt")]
     suffix = max(known, key=known.count) if known else ".tsv"
-    return os.path.join(directory, "*" + suffix)
+    return join("*" + suffix)
 
 
 def detect_format(path: str) -> str:
@@ -207,10 +209,10 @@ def read_lines(path: str, bad_rows: BadRows) -> Iterator[tuple[int, str]]:
 
 @contextlib.contextmanager
 def _open_binary(path: str):
-    """Open a file, or a ``.gz`` file decompressed; read errors become :class:`DataError`."""
-    opener = gzip.open if path.endswith(".gz") else open
+    """Open a file (local or any `storage` path), or a ``.gz`` file decompressed; read errors become
+    :class:`DataError`."""
     try:
-        with opener(path, "rb") as stream:
+        with storage.open_binary(path) as stream:
             yield stream
     except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError
         raise DataError(f"cannot read the file ({err})", path=path) from None

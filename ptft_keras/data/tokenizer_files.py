@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+from ptft_keras import storage
 from ptft_keras.hub import error_summary, hub_offline, hub_unreachable_reason
 from ptft_keras.errors import CheckpointError
 
@@ -171,8 +172,11 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 def resolve_directory(path_or_id) -> Path:
     """A local checkpoint directory, downloading the tokenizer files when given a Hub id.
 
-    Offline (HF_HUB_OFFLINE=1, or no network) an uncached id fails at once with CheckpointError.
+    Offline (HF_HUB_OFFLINE=1, or no network) an uncached id fails at once with CheckpointError. A
+    ``gs://`` (any `storage`) directory is fetched into a local cache.
     """
+    if storage.is_remote(path_or_id):
+        path_or_id = storage.local_copy(path_or_id, "tokenizer")
     path = Path(path_or_id).expanduser()
     if path.is_dir():
         return path

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ptft_keras import storage
 from ptft_keras.errors import CheckpointError
 
 _STAGING_PREFIX = ".tmp-export-"
@@ -56,10 +57,11 @@ def next_version(base) -> int:
 
 @dataclass
 class Staging:
-    """Where to write (`path`) and, once the `with` block has succeeded, where it landed (`final`)."""
+    """Where to write (`path`) and, once the `with` block has succeeded, where it landed (`final`: a Path, or
+    the ``gs://...`` string of a remote version)."""
 
     path: Path
-    final: Path | None = None
+    final: Path | str | None = None
 
 
 def _publish(staging: Path, base: Path) -> Path:
@@ -173,13 +175,46 @@ def scratch_dir(prefix: str = SCRATCH_PREFIX, parent=None):
         shutil.rmtree(path, ignore_errors=True)
 
 
+def remote_versions(base: str) -> list[int]:
+    """`versions` of a base directory on an object store (``gs://...``)."""
+    if not storage.isdir(base):
+        return []
+    return sorted(int(name.rstrip("/")) for name in storage.listdir(base) if name.rstrip("/").isdigit())
+
+
+def _publish_remote(local: Path, base: str) -> str:
+    """Upload the finished local version `local` to `<base>/<next version>` (``gs://...``): variables and
+    assets first, ``saved_model.pb`` last. An object store has no directory rename, so this is the
+    closest to atomic: TF Serving loads a version once ``saved_model.pb`` is there, and it is written
+    only when everything it refers to is."""
+    base = base.rstrip("/")
+    target = f"{base}/{max(remote_versions(base), default=0) + 1}"
+    files = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
+    files.sort(key=lambda name: name == "saved_model.pb")
+    for name in files:
+        remote = f"{target}/{name}"
+        storage.makedirs(remote.rsplit("/", 1)[0])
+        storage.write_file(local / name, remote)
+    return target
+
+
 @contextlib.contextmanager
 def new_version_dir(base):
     """Yield a `Staging` to write a new version into; on success it becomes `<base>/<next version>`.
 
     If the block raises, the staging directory is deleted and no version directory appears; staging
-    directories that killed exports left in `base` are deleted first (`remove_stale`).
+    directories that killed exports left in `base` are deleted first (`remove_stale`). On an object store
+    (``gs://``) the version is written locally, then uploaded with ``saved_model.pb`` last; `final` is then
+    the remote path (a string).
     """
+    if storage.is_remote(base):
+        storage.check_scheme(base, "export target")
+        with scratch_dir(_STAGING_PREFIX) as local:
+            staging = Staging(local / "version")
+            staging.path.mkdir()
+            yield staging
+            staging.final = _publish_remote(staging.path, str(base))
+        return
     base = Path(base)
     if base.exists() and not base.is_dir():
         raise CheckpointError("the export target exists and is not a directory; pass a directory path", path=base)

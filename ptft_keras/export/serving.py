@@ -41,6 +41,7 @@ import tensorflow as tf
 from ptft_keras.data.tokenizer_packing import check_sequence_length
 from ptft_keras.data.truncation import DEFAULT_HEAD_TOKENS, check_truncation, content_budget, pool_window_logits
 from ptft_keras.errors import CheckpointError, ConfigError
+from ptft_keras import storage
 from ptft_keras.export.layout import new_version_dir, scratch_dir
 from ptft_keras.export.model_card import describe_signature, write_model_card
 from ptft_keras.export.portability import custom_op_types
@@ -316,8 +317,8 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
         fitting.update(window_stride=window_stride, window_pooling=window_pooling)
     metadata = {**(metadata or {}), "truncation": fitting,
                 "padding": {"padding": padding, "pad_to_multiple_of": int(pad_to_multiple_of)}}
-    base = Path(output)
-    model_name = model_name or base.name
+    base = str(output) if storage.is_remote(output) else Path(output)  # Path() would fold gs:// into gs:/
+    model_name = model_name or str(base).rstrip("/").rsplit("/", 1)[-1]
     warmup_texts = list(warmup_texts or DEFAULT_WARMUP_TEXTS)
     with scratch_dir() as scratch, new_version_dir(base) as staging:  # a killed export's scratch is cleaned later
         assets = {"vocab_file": _write_lines(Path(scratch) / "vocab.txt", tokenizer.vocabulary)}

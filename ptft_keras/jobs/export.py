@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 from ptft_keras.config import option
@@ -27,9 +26,10 @@ DEFAULT_SEQUENCE_LENGTH = 128
 
 @dataclass
 class ExportConfig:
-    model: Optional[str] = option(None, "fine-tuned model directory (the --output of ptft finetune)")
+    model: Optional[str] = option(None, "fine-tuned model directory (the --output of ptft finetune; may be gs://...)")
     output: Optional[str] = option(
-        None, "TF Serving model base directory, e.g. saved_models/NAME; the export becomes its next version"
+        None, "TF Serving model base directory, e.g. saved_models/NAME or gs://BUCKET/models/NAME; the export "
+        "becomes its next version"
     )
     sequence_length: Optional[int] = option(
         None, "truncate/pad texts to this many tokens (default: the length used in fine-tuning)", positive=True
@@ -50,10 +50,11 @@ def load_finetuned_dir(directory):
         >>> info.task, info.label_names  # doctest: +SKIP
         ('classification', ['negative', 'positive'])
     """
+    from ptft_keras import storage
     from ptft_keras.jobs.model_dir import METRICS_FILE, load_model_dir
 
     model, tokenizer, info = load_model_dir(directory)
-    metrics_path = Path(directory) / METRICS_FILE
+    metrics_path = storage.local_copy(directory, "model") / METRICS_FILE  # gs://: the copy load_model_dir made
     metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
     return model, tokenizer, info, metrics
 

@@ -47,7 +47,7 @@ from ptft_keras.data.text_rewrites import MODES as TEXT_NORMALIZATIONS
 from ptft_keras.data.truncation_rules import AUTO, TRUNCATIONS, WINDOW_POOLINGS
 from ptft_keras.errors import ConfigError
 from ptft_keras.jobs.kinds import TASKS, kind_for
-from ptft_keras.jobs.remote import Workdir
+from ptft_keras.jobs.remote import Workdir, is_remote
 from ptft_keras.training.strategy import STRATEGIES
 
 PADDINGS = ("auto", "dynamic", "bucket", "fixed")
@@ -200,6 +200,10 @@ def run_finetune(config: FinetuneConfig, kind) -> FinetuneResult:
     strategy = resolve(config.strategy, tpu=config.tpu)
     check_strategy(config, strategy)
     checkpoint = config.model or str(default_checkpoint())
+    if is_remote(checkpoint):  # gs://...: fetched into a local cache once (Keras, safetensors read local files)
+        from ptft_keras.storage import local_copy
+
+        checkpoint = str(local_copy(checkpoint, "model"))
     workdir = Workdir(config.output)  # gs://, ram://, ...: a local mirror, pushed after each backup and at the end
     try:
         return finetune_in(workdir, config, kind, clock, strategy, checkpoint)
@@ -516,6 +520,8 @@ def freeze_schedule(config: FinetuneConfig, steps_per_epoch: int | None = None):
         raise ConfigError(f"train_top_blocks: {config.train_top_blocks} must be 0 (head only) or more "
                           "(--train-top-blocks)")
     top = {"top_blocks": config.train_top_blocks}
+    if steps_per_epoch:  # the fresh warmup after an unfreeze: a tenth of an epoch, also in a resumed partial epoch
+        top["warmup_steps"] = max(1, steps_per_epoch // 10)
     if config.freeze_epochs > 0:
         return FreezeSchedule(head_only=config.freeze_epochs, unfreeze=config.unfreeze, lr_decay=config.layer_lr_decay,
                               **top)

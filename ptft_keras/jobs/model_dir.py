@@ -30,6 +30,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ptft_keras import storage
 from ptft_keras.errors import CheckpointError
 from ptft_keras.jobs.kinds import TASKS
 
@@ -76,6 +77,9 @@ def is_model_dir(path) -> bool:
         >>> is_model_dir("/nonexistent")
         False
     """
+    if storage.is_remote(path):
+        return storage.isfile(f"{str(path).rstrip('/')}/{MODEL_FILE}") and storage.isfile(
+            f"{str(path).rstrip('/')}/{LABELS_FILE}")
     path = Path(path)
     return (path / MODEL_FILE).is_file() and (path / LABELS_FILE).is_file()
 
@@ -144,7 +148,7 @@ def read_model_info(directory) -> ModelInfo:
         >>> read_model_info("runs/sst2").label_names  # doctest: +SKIP
         ['0', '1']
     """
-    directory = Path(directory)
+    directory = storage.local_copy(directory, "model")  # gs://...: fetched once per process
     check_model_dir(directory)
     labels = _read_json(directory / LABELS_FILE, "label file")
     config = _read_json(directory / CONFIG_FILE, "training config")
@@ -206,7 +210,7 @@ def load_model_dir(directory, *, compile: bool = False):  # noqa: A002 - mirrors
     from ptft_keras.data.tokenizer import Tokenizer
 
     info = read_model_info(directory)
-    directory = Path(directory)
+    directory = storage.local_copy(directory, "model")
     _register_keras_classes()
     try:
         model = keras.saving.load_model(directory / MODEL_FILE, compile=compile)

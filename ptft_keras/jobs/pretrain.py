@@ -66,8 +66,10 @@ from ptft_keras.models.sizes import NAMED_SIZES
 from ptft_keras.tasks.masked_lm import MaskedLM
 from ptft_keras.training import strategy as strategies
 from ptft_keras.training.callbacks import (
-    BACKUP_DIR, LOG_DIR, PreemptionBackup, pretraining_callbacks, read_json, staged, write_json_atomic,
+    BACKUP_DIR, INPUTS_DIR, LOG_DIR, POINTER_FILE, PreemptionBackup, pretraining_callbacks, read_json, staged,
+    write_json_atomic,
 )
+from ptft_keras.jobs.remote import Workdir, is_remote
 from ptft_keras.training.optimizer import make_optimizer
 
 RESULT_FILE, INITIAL_EVAL_FILE, TOKENIZER_DIR = "result.json", "initial_eval.json", "tokenizer"
@@ -229,10 +231,10 @@ def _workers(strategy) -> tuple[int, int]:
 
 
 # --- model -------------------------------------------------------------------------------------
-def _tokenizer_and_backbone(config: PretrainConfig, corpus: TextCorpus, dtype, writer: bool):
+def _tokenizer_and_backbone(config: PretrainConfig, corpus: TextCorpus, dtype, output: Path, writer: bool):
     """`(tokenizer, backbone, hf_dir or None, description)` for a size name or a checkpoint."""
     if config.model in NAMED_SIZES:
-        tokenizer_dir = Path(config.output) / TOKENIZER_DIR
+        tokenizer_dir = output / TOKENIZER_DIR
         if tokenizer_dir.is_dir():  # resuming: the vocabulary the backup was trained with
             tokenizer = Tokenizer.from_pretrained(tokenizer_dir, model_type=config.model_type)
         else:
@@ -306,7 +308,7 @@ def _build(config: PretrainConfig, strategy, corpus: TextCorpus, positions: dict
     """`(model, tokenizer, backup, steps done, description)`: everything that owns variables, under the scope."""
     dtype = None if config.precision == "float32" else config.precision
     with strategy.scope():
-        tokenizer, backbone, hf_dir, description = _tokenizer_and_backbone(config, corpus, dtype, writer)
+        tokenizer, backbone, hf_dir, description = _tokenizer_and_backbone(config, corpus, dtype, output, writer)
         model = MaskedLM(backbone, nsp=config.nsp)
         head = "new masked-LM head"
         if hf_dir is not None and model.load_hf_head(read_hf_tensors(hf_dir), path=hf_dir):
@@ -366,7 +368,6 @@ def pretrain(config: PretrainConfig | None = None, *, strategy=None, verbose: in
     if isinstance(strategy, str):
         overrides["strategy"], strategy = strategy, None
     config = with_defaults(dataclasses.replace(config or PretrainConfig(), **overrides))
-    output = Path(config.output or "")
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -375,22 +376,44 @@ def pretrain(config: PretrainConfig | None = None, *, strategy=None, verbose: in
     writer = strategies.is_chief(strategy)
     if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in a log file
         verbose = 1 if sys.stdout.isatty() else 2
+    # gs://, ram://, ...: a local mirror, pushed after every backup and at the end. Other workers publish
+    # their input positions into the same backup folder, so the chief never prunes them.
+    workdir = Workdir(config.output, shared=(f"{BACKUP_DIR}/{INPUTS_DIR}/",))
+    try:
+        workdir.pull()  # every worker: the backup and vocabulary to resume with
+        return _pretrain_in(workdir, config, strategy, writer, verbose)
+    finally:
+        workdir.close()
+
+
+def _join(base: str, *parts: str) -> str:
+    """`base/parts...` for a local path or a URL (`Path` would fold ``gs://`` into ``gs:/``)."""
+    return "/".join([str(base).rstrip("/"), *parts])
+
+
+def _pretrain_in(workdir, config: PretrainConfig, strategy, writer: bool, verbose) -> PretrainResult:
+    """`pretrain` writing into `workdir` (a `jobs.remote.Workdir`)."""
+    output = workdir.local
+    target = workdir.target if workdir.remote else str(output)
     say = print if verbose else (lambda *args: None)
 
     corpus, heldout_documents = _corpora(config)
     positions: dict = {}
     model, tokenizer, backup, start, description = _build(config, strategy, corpus, positions, output, writer)
+    if workdir.remote:
+        backup.on_saved = (lambda: workdir.push(last=(f"{BACKUP_DIR}/{POINTER_FILE}",))) if writer else (
+            lambda: workdir.push(only=f"{BACKUP_DIR}/{INPUTS_DIR}/{backup.input_name}-"))
     train = _train_dataset(config, tokenizer, corpus, strategy, backup.restored_input, positions, start)
     heldout = _heldout_dataset(config, tokenizer, heldout_documents,
                                static_eval=strategies.needs_static_shapes(strategy))
     say(f"pretraining {description}; {strategy.num_replicas_in_sync} replica(s), "
         f"batch {config.batch_size} x {config.sequence_length} tokens, learning rate {config.learning_rate:g}")
-    say(f"resuming at step {start} of {config.max_steps} (backup in {output / BACKUP_DIR}; "
+    say(f"resuming at step {start} of {config.max_steps} (backup in {_join(target, BACKUP_DIR)}; "
         f"{_describe_input(backup.restored_input, start)})" if start
         else f"starting at step 0 of {config.max_steps}")
     gap = " (at most one a minute)" if backup.min_seconds else ""
     by_time = f" and every {config.save_minutes:g} minutes" if backup.save_seconds else ""
-    say(f"backups every {backup.save_every} steps{gap}{by_time} to {output / BACKUP_DIR}")
+    say(f"backups every {backup.save_every} steps{gap}{by_time} to {_join(target, BACKUP_DIR)}")
 
     initial = read_json(output / INITIAL_EVAL_FILE, default={}).get("mlm_loss")
     if start == 0:
@@ -400,14 +423,18 @@ def pretrain(config: PretrainConfig | None = None, *, strategy=None, verbose: in
     tokens_per_second = _train(model, config, train, heldout, backup, start, output, writer, verbose)
 
     final = model.evaluate(heldout, verbose=0, return_dict=True)
+    backbone = None
+    if writer:
+        export(model, tokenizer, output)
+        backbone = _join(target, "backbone")
     result = PretrainResult(
         steps=max(backup.steps, start), start_step=start, mlm_loss=float(final["mlm_loss"]),
         mlm_accuracy=float(final["mlm_accuracy"]), initial_mlm_loss=None if initial is None else float(initial),
-        tokens_per_second=tokens_per_second, output=str(output),
-        backbone=str(export(model, tokenizer, output)) if writer else None, model=model, tokenizer=tokenizer,
+        tokens_per_second=tokens_per_second, output=target, backbone=backbone, model=model, tokenizer=tokenizer,
     )
     if writer:
         write_json_atomic(output / RESULT_FILE, {**result.summary(), "config": to_dict(config)})
+        workdir.push(last=(RESULT_FILE,))
     return result
 
 
@@ -435,13 +462,23 @@ def run(config: PretrainConfig) -> int:
     from ptft_keras.jobs.pretrain_classic import is_classic_pretraining, run_classic
 
     if is_classic_pretraining(config):  # --model bilstm / a BiLSTM dir, or --objective autoencoder|word2vec
-        return run_classic(config)
+        if not (config.output and is_remote(config.output)):
+            return run_classic(config)
+        workdir = Workdir(config.output)  # a remote output: resumes from it, receives the result at the end
+        try:
+            workdir.pull()
+            code = run_classic(dataclasses.replace(config, output=str(workdir.local)))
+            workdir.push()
+            print(f"copied {workdir.local} to {workdir.target}", file=sys.stderr)
+            return code
+        finally:
+            workdir.close()
     result = pretrain(config)
-    output = Path(result.output)
+    output = result.output
     if result.backbone:
         print(f"backbone (Hugging Face, with masked-LM head and tokenizer): {result.backbone}")
-        print(f"backbone (Keras): {output / 'backbone.keras'}")
-        print(f"checkpoints: {output / 'checkpoints'}   resume state: {output / BACKUP_DIR}")
-        print(f"TensorBoard: tensorboard --logdir {output / LOG_DIR}")
+        print(f"backbone (Keras): {_join(output, 'backbone.keras')}")
+        print(f"checkpoints: {_join(output, 'checkpoints')}   resume state: {_join(output, BACKUP_DIR)}")
+        print(f"TensorBoard: tensorboard --logdir {_join(output, LOG_DIR)}")
     print(json.dumps(result.summary()))
     return 0

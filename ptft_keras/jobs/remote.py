@@ -13,47 +13,13 @@ Example:
 """
 from __future__ import annotations
 
-import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from ptft_keras.errors import ConfigError
+from ptft_keras.storage import check_scheme, copy_tree_down, is_remote, write_file
 
-_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
-
-
-def is_remote(path) -> bool:
-    """Whether `path` names a file system by scheme (``gs://...``) rather than a local path."""
-    return bool(_SCHEME.match(str(path)))
-
-
-def check_scheme(path, what: str = "output") -> None:
-    """A ConfigError naming the option when TensorFlow has no file system for `path`'s scheme."""
-    if not is_remote(path):
-        return
-    import tensorflow as tf
-
-    scheme = _SCHEME.match(str(path)).group(1)
-    try:
-        tf.io.gfile.exists(str(path))
-    except tf.errors.UnimplementedError:
-        hint = " (install tensorflow-io for s3:// and hdfs://; gs:// is built into TensorFlow)" if scheme != "gs" else ""
-        raise ConfigError(f"{what}: TensorFlow cannot open {scheme}:// paths here{hint}; pass a local directory or a "
-                          "path on a supported file system") from None
-
-
-def write_file(source: Path, target: str, chunk: int = 64 << 20) -> None:
-    """Copy local `source` to `target` (any tf.io.gfile path), replacing it whole. An object store replaces an
-    object atomically on write; TensorFlow's ram:// appends to an existing file instead, so there it is
-    removed first."""
-    import tensorflow as tf
-
-    if target.startswith("ram://") and tf.io.gfile.exists(target):
-        tf.io.gfile.remove(target)
-    with open(source, "rb") as reader, tf.io.gfile.GFile(target, "wb") as writer:
-        while block := reader.read(chunk):
-            writer.write(block)
+__all__ = ["Workdir", "is_remote"]
 
 
 class Workdir:
@@ -63,10 +29,16 @@ class Workdir:
     `push()` makes the remote directory equal to the local one, files first and `last` (e.g. a backup
     pointer) at the end, removing remote files the local copy no longer has (a file unchanged since this
     `Workdir` last copied it is not copied again); `close()` removes the mirror.
+
+    `shared` names relative path prefixes that other processes write into the same remote directory (the
+    input positions of a multi-worker job's other workers): `push()` never removes remote files under them,
+    and `push(only=prefix)` copies just the local files under `prefix` and removes nothing (what a
+    non-chief worker publishes).
     """
 
-    def __init__(self, target, *, what: str = "output"):
+    def __init__(self, target, *, what: str = "output", shared: tuple[str, ...] = ()):
         self.target = str(target)
+        self.shared = tuple(shared)
         self.remote = is_remote(target)
         self._pushed: dict[str, tuple[int, int]] = {}  # relative path -> (size, mtime_ns) as last copied
         if self.remote:
@@ -80,20 +52,17 @@ class Workdir:
             return
         import tensorflow as tf
 
-        if not tf.io.gfile.isdir(self.target):
-            return
-        for directory, _, files in tf.io.gfile.walk(self.target):
-            relative = directory[len(self.target):].lstrip("/")
-            (self.local / relative).mkdir(parents=True, exist_ok=True)
-            for name in files:
-                tf.io.gfile.copy(f"{directory.rstrip('/')}/{name}", str(self.local / relative / name), overwrite=True)
+        if tf.io.gfile.isdir(self.target):
+            copy_tree_down(self.target, self.local)
 
-    def push(self, last: tuple[str, ...] = ()) -> None:
+    def push(self, last: tuple[str, ...] = (), *, only: str | None = None) -> None:
         if not self.remote:
             return
         import tensorflow as tf
 
         local = sorted(p.relative_to(self.local).as_posix() for p in self.local.rglob("*") if p.is_file())
+        if only is not None:
+            local = [p for p in local if p.startswith(only)]
         ordered = [p for p in local if p not in last] + [p for p in local if p in last]
         for relative in ordered:
             stat = (self.local / relative).stat()
@@ -103,18 +72,23 @@ class Workdir:
             tf.io.gfile.makedirs(remote.rsplit("/", 1)[0])
             write_file(self.local / relative, remote)
             self._pushed[relative] = (stat.st_size, stat.st_mtime_ns)
-        if tf.io.gfile.isdir(self.target):
+        if only is None and tf.io.gfile.isdir(self.target):
             keep = set(local)
             for directory, _, files in list(tf.io.gfile.walk(self.target)):
                 relative_dir = directory[len(self.target):].strip("/")
-                if relative_dir and not (self.local / relative_dir).is_dir():
+                shared = any(f"{relative_dir}/".startswith(prefix) or prefix.startswith(f"{relative_dir}/")
+                             for prefix in self.shared)  # in a shared prefix, or a directory above one
+                if relative_dir and not shared and not (self.local / relative_dir).is_dir():
                     if tf.io.gfile.exists(directory):
                         tf.io.gfile.rmtree(directory)
                     continue
                 for name in files:
                     relative = f"{relative_dir}/{name}" if relative_dir else name
-                    if relative not in keep:
-                        tf.io.gfile.remove(f"{directory.rstrip('/')}/{name}")
+                    if relative not in keep and not relative.startswith(self.shared):
+                        try:
+                            tf.io.gfile.remove(f"{directory.rstrip('/')}/{name}")
+                        except tf.errors.NotFoundError:
+                            pass  # ram:// lists `dir.keras` under `dir/` as `.keras`: not a file there
 
     def close(self) -> None:
         if self.remote:

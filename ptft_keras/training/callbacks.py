@@ -119,6 +119,8 @@ class PreemptionBackup(keras.callbacks.BackupAndRestore):
     steps; it is written first, to `backup_dir/inputs/{input_name}-step-000001200.json`, by every
     worker (the input of each worker differs; the weights are the chief's alone).
 
+    `on_saved` (optional, a callable without arguments) runs after every backup, on every worker.
+
     `restore()` (called by `fit` via `on_train_begin`, or by the job before it, to know where the
     data must restart) loads the newest backup, sets `restored_input` (the saved input position, or
     None when there is none for that step) and returns the steps it had done. With `writer=False`
@@ -144,6 +146,7 @@ class PreemptionBackup(keras.callbacks.BackupAndRestore):
         self.input_state = input_state
         self.input_name = input_name
         self.restored_input = None
+        self.on_saved = None  # called after each backup (e.g. to copy it to an object store)
         self.steps = 0
         self._restored = False
         self._last_save = time.monotonic()
@@ -221,8 +224,12 @@ class PreemptionBackup(keras.callbacks.BackupAndRestore):
             return  # never let a diverged state overwrite the last good backup
         if self.input_state is not None:
             self._save_input()
-        if not self.writer:
-            return
+        if self.writer:
+            self._save_generation()
+        if self.on_saved is not None:
+            self.on_saved()
+
+    def _save_generation(self):
         backup_dir = Path(self.backup_dir)
         name = f"step-{self.steps:09d}"
         with staged(backup_dir / name) as tmp:

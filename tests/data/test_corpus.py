@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import doctest
 import gzip
+import itertools
 import random
+from pathlib import Path
 
 import pytest
 import tensorflow as tf
@@ -101,6 +103,23 @@ def test_a_stream_restarts_exactly_at_any_group_position(tmp_path, suffix):
         assert [next(restarted) for _ in range(60 - index)] == unbroken[index:]
     far = next(corpus.groups(start=CorpusPosition(epoch=10**9), **options))  # no replay of earlier epochs
     assert far.position.epoch == 10**9
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".gz"])
+def test_a_corpus_on_an_object_store_reads_and_restarts_as_a_local_one(tmp_path, suffix):
+    """ram:// stands in for gs://: globbed, windowed by byte offsets (seeks), gzip, exact restarts."""
+    files = [write(tmp_path / f"part-{i}{suffix}", random_lines(300, seed=i)) for i in range(2)]
+    for path in files:
+        tf.io.gfile.copy(path, f"ram://corpus-tests/{suffix}/{Path(path).name}", overwrite=True)
+    options = dict(seed=3, repeat=True, group_bytes=900)
+    local = TextCorpus(str(tmp_path / f"part-*{suffix}"), window_bytes=700, document_lines=5)
+    remote = TextCorpus(f"ram://corpus-tests/{suffix}/part-*{suffix}", window_bytes=700, document_lines=5)
+    assert remote.files == [f"ram://corpus-tests/{suffix}/part-{i}{suffix}" for i in range(2)]
+    expected = [(g.position, g.documents) for g in itertools.islice(local.groups(**options), 30)]
+    got = [(g.position, g.documents) for g in itertools.islice(remote.groups(**options), 30)]
+    assert got == expected
+    restarted = remote.groups(start=expected[11][0], **options)
+    assert [next(restarted).documents for _ in range(5)] == [documents for _, documents in expected[11:16]]
 
 
 def test_epochs_are_shuffled_differently_and_each_reads_everything(tmp_path):

@@ -270,3 +270,23 @@ def test_check_text_files_names_the_bad_line_or_counts_it(tmp_path):
 def test_docstring_examples():
     result = doctest.testmod(sources, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_files_on_an_object_store_read_like_local_ones(tmp_path):
+    """ram:// stands in for gs://: a glob, a .gz file, line numbers in errors, and a directory named as a file."""
+    import gzip
+
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile("ram://sources-tests/data/train.tsv", "wb") as stream:
+        stream.write(b"sentence\tlabel\na fine film\t1\ndull\t0\n")
+    with tf.io.gfile.GFile("ram://sources-tests/data/more.tsv.gz", "wb") as stream:
+        stream.write(gzip.compress(b"sentence\tlabel\nbright\t1\nbroken\n"))
+    examples = read_examples("ram://sources-tests/data/train.tsv", text_column="sentence", label_column="label")
+    assert examples.texts == ["a fine film", "dull"] and examples.locations[1] == ("ram://sources-tests/data/train.tsv", 3)
+    with pytest.raises(DataError, match=r"more.tsv.gz, line 3"):
+        read_examples("ram://sources-tests/data/*.tsv*", text_column="sentence", label_column="label")
+    with pytest.raises(DataError, match=r"this is a directory, not a file; .*'ram://sources-tests/data/\*.tsv'"):
+        read_examples("ram://sources-tests/data", text_column="sentence")
+    with pytest.raises(DataError, match="no such file"):
+        read_examples("ram://sources-tests/data/missing.tsv", text_column="sentence")

@@ -58,6 +58,31 @@ def test_cli_flags_override_and_a_second_export_is_version_2(model_dir, tmp_path
     assert (card["sequence_length"], card["text_normalization"], card["model_name"]) == (12, None, "reviews")
 
 
+def test_a_model_directory_on_an_object_store_exports_to_one(model_dir, finetuned, tokenizer, tmp_path, capsys,
+                                                           export_command, monkeypatch):
+    """TensorFlow's ram:// stands in for gs://: the model directory is read from it, versions 1 and 2 are
+    written there (saved_model.pb last), and the uploaded version serves what a local export serves."""
+    from ptft_keras import storage
+
+    monkeypatch.setattr(storage, "CACHE_DIR", tmp_path / "cache")
+    remote_model, base = "ram://ptft-tests/export/model", "ram://ptft-tests/export/served"
+    for path in model_dir.rglob("*"):
+        if path.is_file():
+            target = f"{remote_model}/{path.relative_to(model_dir).as_posix()}"
+            tf.io.gfile.makedirs(target.rsplit("/", 1)[0])
+            tf.io.gfile.copy(str(path), target)
+    for version in (1, 2):
+        assert cli.main(["export", "--model", remote_model, "--output", base]) == 0
+        assert capsys.readouterr().out.strip().splitlines()[-1] == f"{base}/{version}"
+    assert not any(name.startswith(".tmp") for name in tf.io.gfile.listdir(base))
+    served = storage.local_copy(f"{base}/2")
+    assert (served / "saved_model.pb").is_file() and (served / "model_card.json").is_file()
+    texts = ["Loved it.<br /><br />Really!", "dull<br>and long"]
+    out = tf.saved_model.load(str(served)).signatures["serving_default"](text=tf.constant(texts))
+    logits, _ = reference_outputs(finetuned, tokenizer, normalize_text(texts, "html_breaks"), sequence_length=24)
+    np.testing.assert_allclose(out["logits"].numpy(), logits, atol=1e-5, rtol=0)
+
+
 def test_cli_reports_a_pretrained_checkpoint_and_missing_options(minilm_path, tmp_path, capsys, export_command):
     assert cli.main(["export", "--model", str(minilm_path), "--output", str(tmp_path / "m")]) == 2
     err = capsys.readouterr().err

@@ -402,6 +402,27 @@ def test_steps_per_execution_keeps_backups_logs_and_the_result_exact(resumable, 
     assert logged == [2, 4, 5, 7, 9, 10, 12, 14, 15] and set(logged) <= set(resumable.unbroken.report["steps"]["step"])
 
 
+def test_a_run_killed_at_the_unfreeze_resumes_with_the_same_fresh_warmup(tmp_path, monkeypatch):
+    """The fresh warmup after the head-only stage lasts a tenth of an epoch also when the resumed run starts in
+    the middle of that epoch (where Keras reports only the remaining steps as the epoch's length): 21 steps
+    an epoch, a head-only stage of 3, a backup at step 3, killed at step 4 (found by benchmarks/kill_resume.py)."""
+    from ptft_keras.training.finetune_backup import read_backup_state
+
+    write_tsv(tmp_path / "train.tsv", sentiment_rows(56, seed=5))
+    options = dict(model=str(write_tiny_checkpoint(tmp_path / "ckpt")), train=str(tmp_path / "train.tsv"),
+                   text_column="sentence", validation_fraction=0.25, epochs=1, batch_size=2, save_every=3,
+                   learning_rate=1e-2, seed=3, verbose=0, padding="dynamic")
+    unbroken = finetune(output=str(tmp_path / "unbroken"), **options)
+    with monkeypatch.context() as patch:
+        kill_at(patch, 4)
+        with pytest.raises(Killed):
+            finetune(output=str(tmp_path / "killed"), **options)
+    assert read_backup_state(tmp_path / "killed" / ".resume")["step"] == 3
+    resumed = finetune(output=str(tmp_path / "killed"), **options)
+    for mine, theirs in zip(weights_of(resumed), weights_of(unbroken)):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
+
+
 def test_a_job_prints_no_tensorflow_chatter_and_no_keras_warnings(run):
     """`ptft evaluate` in a fresh process, output to a pipe: no C++ log line (absl banner, oneDNN/CUDA notices,
     cuInit), no Python warning, and progress as plain lines."""

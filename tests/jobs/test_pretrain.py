@@ -213,6 +213,44 @@ def test_mixed_float16_trains_with_loss_scaling(tmp_path, corpus, checkpoint):
     assert np.isfinite(result.mlm_loss) and result.mlm_loss < result.initial_mlm_loss
 
 
+def test_an_object_store_holds_the_corpus_and_everything_written_and_a_stopped_run_resumes_there(
+        tmp_path, corpus, checkpoint, monkeypatch):
+    """TensorFlow's in-memory file system stands in for gs://: the corpus is read from it, backups reach it while
+    training, a run stopped mid-way resumes from it (not from step 0), and the backbone, result and TensorBoard
+    logs end up there; the weights equal an unbroken local run's."""
+    from ptft_keras.training.callbacks import PreemptionBackup
+
+    root = "ram://ptft-tests/pretrain-remote"
+    with tf.io.gfile.GFile(f"{root}/corpus.txt", "wb") as stream:
+        stream.write(Path(corpus).read_bytes())
+    options = dict(model=checkpoint, max_steps=8, **{**SMALL, "eval_every": 4})
+    unbroken = pretrain(output=str(tmp_path / "local"), corpus=corpus, **options)
+
+    class Stopped(Exception):
+        pass
+
+    def stop_after_five(self, batch, logs=None):
+        original(self, batch, logs)
+        if self.steps == 5:
+            raise Stopped
+
+    original = PreemptionBackup.on_train_batch_end
+    with monkeypatch.context() as patch:
+        patch.setattr(PreemptionBackup, "on_train_batch_end", stop_after_five)
+        with pytest.raises(Stopped):
+            pretrain(output=f"{root}/run", corpus=f"{root}/corpus.txt", **options)
+    with tf.io.gfile.GFile(f"{root}/run/backup/checkpoint.json") as stream:
+        assert json.loads(stream.read())["steps"] == 4
+    resumed = pretrain(output=f"{root}/run", corpus=f"{root}/corpus.txt", **options)
+    assert (resumed.start_step, resumed.steps) == (4, 8) and resumed.backbone == f"{root}/run/backbone"
+    for mine, theirs in zip(resumed.model.backbone.get_weights(), unbroken.model.backbone.get_weights()):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
+    names = {name for _, _, files in tf.io.gfile.walk(f"{root}/run") for name in files}
+    assert {"result.json", "model.safetensors", "backbone.keras", "vocab.txt", "checkpoint.json"} <= names
+    assert any(name.startswith("events.out.tfevents") for name in names)
+    assert not any(Path(tmp_path).glob("gs:*")) and not Path("ram:").exists()
+
+
 @pytest.mark.slow
 def test_a_killed_run_resumes_and_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, corpus, checkpoint):
     def command(output):
