@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from ptft_keras.errors import ConfigError
@@ -53,6 +54,134 @@ def per_replica_batch_size(global_batch_size: int, strategy) -> int:
                           f"of the {replicas} replicas in sync; use e.g. "
                           + " or ".join(map(str, options)))
     return global_batch_size // replicas
+
+
+def static_batch_size(batch_size: int, strategy) -> int:
+    """``batch_size`` rounded up to a multiple of ``strategy``'s replicas: a fixed prediction batch that
+    every replica gets an equal share of.
+
+    Example:
+        >>> import types
+        >>> static_batch_size(64, types.SimpleNamespace(num_replicas_in_sync=3))
+        66
+    """
+    replicas = int(getattr(strategy, "num_replicas_in_sync", 1) or 1)
+    return -(-max(int(batch_size), 1) // replicas) * replicas
+
+
+def with_empty_rows(ids: tf.RaggedTensor, count: int) -> tf.RaggedTensor:
+    """Ragged ``ids`` ``[rows, (tokens)]`` followed by ``count`` empty rows (dummy rows that fill a fixed
+    batch: they pack as ``[CLS] [SEP]``).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> with_empty_rows(tf.ragged.constant([[5, 6]]), 2).to_list()
+        [[5, 6], [], []]
+    """
+    empty = tf.RaggedTensor.from_row_lengths(tf.zeros([0], ids.dtype), tf.zeros([count], ids.row_splits.dtype))
+    return tf.concat([ids, empty], axis=0)
+
+
+# ------------------------------------------------------------------------- one input pipeline per worker
+def equal_steps(num_rows: int, global_batch_size: int) -> int:
+    """Steps of an epoch when every step takes a full global batch: ``ceil(rows / batch)``, the last
+    step filled up with rows already seen in the epoch (see :func:`pipeline_rows`).
+
+    Example:
+        >>> equal_steps(100, 32), equal_steps(96, 32), equal_steps(3, 32)
+        (4, 3, 1)
+    """
+    if num_rows < 1:
+        raise ConfigError("there are no training rows to batch")
+    return -(-int(num_rows) // int(global_batch_size))
+
+
+def pipeline_rows(num_rows: int, global_batch_size: int, input_context, *, seed: int) -> np.ndarray:
+    """The rows (indices) one input pipeline trains on in every epoch: the same count for every pipeline,
+    so every worker runs the same number of steps (a worker with fewer would leave the others waiting in
+    an all-reduce forever).
+
+    A seeded permutation of all rows, repeated from its start up to :func:`equal_steps` whole global
+    batches, is dealt out round-robin: pipeline ``i`` of ``n`` takes positions ``i, i + n, ...``. So the
+    pipelines cover every row, are disjoint but for the repeated rows (fewer than one global batch; the
+    same ones each epoch), and each gets ``steps * global_batch_size / n`` rows, which its own seeded
+    shuffle reorders each epoch. It depends only on its arguments: every worker computes the same split.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> parts = [pipeline_rows(10, 4, tf.distribute.InputContext(2, i), seed=0) for i in range(2)]
+        >>> [len(p) for p in parts], sorted(set(parts[0]) | set(parts[1])) == list(range(10))
+        ([6, 6], True)
+    """
+    count, index = _pipelines(input_context)
+    steps = equal_steps(num_rows, global_batch_size)
+    if global_batch_size % count:
+        raise ConfigError(f"the global batch size {global_batch_size} does not split across "
+                          f"{count} input pipelines")
+    order = np.random.default_rng(seed).permutation(num_rows)
+    filled = np.resize(order, steps * global_batch_size)  # repeats the permutation from its start
+    return filled[index::count]
+
+
+def worker_padding(padding: str, input_context) -> str:
+    """The padding of one worker's batches: ``fixed`` when there are several workers (input pipelines), else
+    ``padding``. Batches of one step must have the same shape on every replica (Keras averages the first
+    batch of each ``fit`` across them to build the model); one worker pads its replicas' batches together,
+    but workers cannot agree on a width without tokenizing each other's rows.
+
+    Example:
+        >>> import tensorflow as tf
+        >>> one, two = tf.distribute.InputContext(1, 0, 8), tf.distribute.InputContext(2, 0, 8)
+        >>> worker_padding("bucket", one), worker_padding("bucket", two)
+        ('bucket', 'fixed')
+    """
+    return padding if _pipelines(input_context)[0] == 1 else "fixed"
+
+
+class ShardedInput:
+    """The training input as one ``tf.data`` pipeline per worker, for
+    ``strategy.distribute_datasets_from_function``.
+
+    ``pipeline(input_context, worker_batch_size)`` gives a worker's batches of ``global_batch_size /
+    workers`` rows, ``steps`` of them per pass (see :func:`pipeline_rows`), padded with
+    :func:`worker_padding`; each is cut into the batches of the worker's replicas, which share its width,
+    so one pass is one epoch of ``steps`` steps on every worker.
+
+    :meth:`distribute` makes what Keras' ``fit`` takes; ``.skip(n)`` on it gives the rest of an epoch
+    after ``n`` steps (a resume), over the same pipelines, so the shuffles' seed streams carry on.
+    """
+
+    def __init__(self, pipeline: Callable, steps: int, global_batch_size: int):
+        self.pipeline, self.steps, self.global_batch_size = pipeline, int(steps), int(global_batch_size)
+        self._built: dict = {}
+
+    def dataset(self, input_context) -> tf.data.Dataset:
+        """This worker's per-replica batches, built once (later calls share its shuffles' seed streams)."""
+        key = (input_context.num_input_pipelines, input_context.input_pipeline_id)
+        if key not in self._built:
+            worker_batch = self.global_batch_size // input_context.num_input_pipelines
+            per_replica = input_context.get_per_replica_batch_size(self.global_batch_size)
+            dataset = self.pipeline(input_context, worker_batch)
+            if per_replica != worker_batch:
+                dataset = dataset.unbatch().batch(per_replica, drop_remainder=True).apply(
+                    tf.data.experimental.assert_cardinality(self.steps * (worker_batch // per_replica)))
+            self._built[key] = dataset
+        return self._built[key]
+
+    def distribute(self, strategy, skip_steps: int = 0):
+        """A ``tf.distribute`` dataset of this input, ``skip_steps`` steps in."""
+
+        def dataset_fn(context):
+            dataset = self.dataset(context)
+            local_replicas = max(context.num_replicas_in_sync // context.num_input_pipelines, 1)
+            return dataset.skip(skip_steps * local_replicas) if skip_steps else dataset
+
+        distributed = strategy.distribute_datasets_from_function(dataset_fn)
+        # Its cardinality is its first pipeline's, in per-replica batches; Keras reads it as the steps of
+        # an epoch, which are fewer when a worker feeds several replicas.
+        distributed._cardinality = max(self.steps - skip_steps, 0)
+        distributed.skip = lambda steps: self.distribute(strategy, skip_steps + int(steps))
+        return distributed
 
 
 def shard_policy(num_files: int, num_workers: int) -> tf.data.experimental.AutoShardPolicy:

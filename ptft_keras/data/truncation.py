@@ -192,6 +192,43 @@ class FittedTexts:
     def __len__(self) -> int:
         return int(self.first.nrows())
 
+    def select(self, rows) -> "FittedTexts":
+        """The rows at indices `rows` (repeats allowed), in that order; documents keep their ids.
+
+        Example:
+            >>> fitted = FittedTexts(tf.ragged.constant([[5], [6, 7]]), None, np.array([0, 1]), 2)
+            >>> picked = fitted.select([1, 1])
+            >>> picked.first.to_list(), picked.document_ids.tolist(), picked.num_documents
+            ([[6, 7], [6, 7]], [1, 1], 2)
+        """
+        rows = np.asarray(rows, np.int64)
+
+        def pick(ids):
+            return None if ids is None else tf.gather(ids, rows)
+
+        return FittedTexts(pick(self.first), pick(self.second), self.document_ids[rows], self.num_documents)
+
+    def padded_to(self, multiple: int) -> "FittedTexts":
+        """These rows followed by empty ones (packed as ``[CLS] [SEP]``) up to a multiple of `multiple` rows:
+        fixed-size batches whose extra outputs are dropped (they belong to no document).
+
+        Example:
+            >>> fitted = FittedTexts(tf.ragged.constant([[5], [6, 7]]), None, np.array([0, 1]), 2)
+            >>> padded = fitted.padded_to(4)
+            >>> padded.first.to_list(), len(padded), padded.num_documents
+            ([[5], [6, 7], [], []], 4, 2)
+        """
+        extra = -len(self) % int(multiple)
+        if not extra:
+            return self
+
+        def pad(ids):
+            return None if ids is None else batching.with_empty_rows(ids, extra)
+
+        dummy = np.full(extra, -1, np.int64)  # no document: drop these rows' outputs before pooling
+        return FittedTexts(pad(self.first), pad(self.second), np.concatenate([self.document_ids, dummy]),
+                           self.num_documents)
+
 
 def tokenize_all(tokenizer, texts, *, text_normalization: str | None = None, batch_size: int = 1024) -> tf.RaggedTensor:
     """Normalise (`ptft_keras.data.text_rewrites`) and tokenize all `texts` into ragged ids, in batches.

@@ -238,8 +238,8 @@ def finetune_in(workdir, config: FinetuneConfig, kind, clock, strategy, checkpoi
         padding = choose_padding(config.padding, strategy, kind.default_padding)
         info = model_info(config, splits.label_names, sequence_length, output, model=checkpoint, padding=padding,
                           **kind.info_extra(config))
-        prepared = kind.datasets(config, tokenizer, splits, info, padding=padding,
-                                 drop_remainder=needs_static_shapes(strategy))
+        prepared = kind.training_datasets(config, tokenizer, splits, info, padding=padding,
+                                          drop_remainder=needs_static_shapes(strategy), strategy=strategy)
 
     with clock.phase("build"), strategy.scope():
         model = kind.build_model(backbone, config, splits.label_names)

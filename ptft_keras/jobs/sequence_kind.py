@@ -87,24 +87,38 @@ def targets_for(info, examples, *, skip_bad_rows: bool = False):
 
 
 # ------------------------------------------------------------------------------------------ scoring
-def predict_logits(model, tokenizer, info, texts, pairs=None, *, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+def predict_logits(model, tokenizer, info, texts, pairs=None, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                   static_shapes: bool | None = None) -> np.ndarray:
     """One row of logits per text (per document: window logits are pooled as `info.window_pooling` says).
 
     Texts are prepared exactly as in training (`ModelInfo`: normalisation, sequence length, truncation).
+    Batches are padded to their longest row, the last one holding what is left; with `static_shapes`
+    (default: when the model's strategy needs them, i.e. on TPU) every batch is ``[batch_size rounded up to
+    the replicas, info.sequence_length]``, the last one filled with empty rows whose logits are dropped,
+    so XLA compiles one program: the same logits.
 
     Example:
         >>> model, tokenizer, info = load("runs/sst2")  # doctest: +SKIP
         >>> predict_logits(model, tokenizer, info, ["a gripping film"]).shape  # doctest: +SKIP
         (1, 2)
     """
+    from ptft_keras.data.batching import static_batch_size
     from ptft_keras.data.truncation import encode_texts, fitted_dataset, pool_window_logits
+    from ptft_keras.training.strategy import needs_static_shapes
 
     fitted = encode_texts(
         tokenizer, texts, pairs, sequence_length=info.sequence_length, truncation=info.truncation,
         head_tokens=info.head_tokens, window_stride=info.window_stride, text_normalization=info.text_normalization,
     )
-    dataset = fitted_dataset(fitted, tokenizer, batch_size=batch_size, sequence_length=info.sequence_length)
-    logits = np.asarray(model.predict(dataset, verbose=0), np.float32)
+    if static_shapes is None:
+        static_shapes = needs_static_shapes(model.distribute_strategy)
+    if static_shapes:
+        batch_size = static_batch_size(batch_size, model.distribute_strategy)
+        dataset = fitted_dataset(fitted.padded_to(batch_size), tokenizer, batch_size=batch_size,
+                                 sequence_length=info.sequence_length, padding="fixed", drop_remainder=True)
+    else:
+        dataset = fitted_dataset(fitted, tokenizer, batch_size=batch_size, sequence_length=info.sequence_length)
+    logits = np.asarray(model.predict(dataset, verbose=0), np.float32)[:len(fitted)]
     if len(fitted) != fitted.num_documents:
         logits = np.asarray(pool_window_logits(logits, fitted.document_ids, fitted.num_documents, info.window_pooling))
     return logits
@@ -359,16 +373,67 @@ class SequenceKind(TaskKind):
                             seed=config.seed, drop_remainder=drop_remainder)
         return ds, len(fitted)
 
-    def datasets(self, config, tokenizer, splits: Splits, info, *, padding: str, drop_remainder: bool) -> Prepared:
-        def dataset(examples, shuffle):
-            targets, examples = targets_for(info, examples, skip_bad_rows=config.skip_bad_rows)
-            return self.encoded_dataset(config, tokenizer, info, examples, targets, padding=padding, shuffle=shuffle,
-                                        drop_remainder=drop_remainder)
+    def sharded_input(self, config, tokenizer, info, examples, targets, *, padding: str, global_batch_size: int):
+        """`(ShardedInput, rows)`: the training rows as one pipeline per worker (`data.batching.ShardedInput`).
 
-        train, rows = dataset(splits.train, shuffle=True)
+        Each pipeline tokenizes only its share of the texts (`batching.pipeline_rows`: a seeded split, the
+        same on every worker), shuffles it with the run's seed each epoch and cuts it into full batches:
+        ``ceil(rows / global batch)`` steps on every worker, the last step filled up with rows already seen
+        in the epoch. A worker's batch is padded as `padding` says and split among its replicas; with
+        several workers every batch is padded to the sequence length (`batching.worker_padding`). With ``--truncation windows`` the windows are counted before the split,
+        so every worker tokenizes every text then (and trains on its share of the windows).
+        """
+        from ptft_keras.data.batching import ShardedInput, equal_steps, pipeline_rows, worker_padding
+        from ptft_keras.data.truncation import encode_texts, fitted_dataset
+
+        def encode(part):
+            return encode_texts(
+                tokenizer, part.texts, part.pairs, sequence_length=info.sequence_length,
+                truncation=config.truncation, head_tokens=config.head_tokens, window_stride=config.window_stride,
+                text_normalization=config.text_normalization,
+            )
+
+        windows = encode(examples) if config.truncation == "windows" else None
+        rows = len(windows) if windows is not None else len(examples)
+        targets = np.asarray(targets)
+
+        def pipeline(context, worker_batch):
+            picked = pipeline_rows(rows, global_batch_size, context, seed=config.seed)
+            if windows is not None:
+                fitted, labels = windows.select(picked), targets
+            else:
+                fitted, labels = encode(examples.select(picked.tolist())), targets[picked]
+            return fitted_dataset(fitted, tokenizer, labels, batch_size=worker_batch,
+                                  sequence_length=info.sequence_length, padding=worker_padding(padding, context),
+                                  shuffle=True, seed=config.seed, drop_remainder=True)
+
+        return ShardedInput(pipeline, equal_steps(rows, global_batch_size), global_batch_size), rows
+
+    def datasets(self, config, tokenizer, splits: Splits, info, *, padding: str, drop_remainder: bool,
+                 strategy=None) -> Prepared:
+        """The training batches and the validation scorer.
+
+        With one replica (`strategy` None or the default one) a plain shuffled `tf.data` pipeline. With
+        several replicas or workers, one pipeline per worker (`sharded_input`, fed through
+        `strategy.distribute_datasets_from_function`): each tokenizes its share of the rows and every
+        batch is full, so `drop_remainder` is moot there.
+        """
+        from ptft_keras.data.batching import per_replica_batch_size
+
+        per_worker = strategy is not None and strategy.num_replicas_in_sync > 1
+        if per_worker:
+            per_replica_batch_size(config.batch_size, strategy)  # a ConfigError naming the batch sizes that split
+        targets, examples = targets_for(info, splits.train, skip_bad_rows=config.skip_bad_rows)
+        if per_worker:
+            sharded, rows = self.sharded_input(config, tokenizer, info, examples, targets, padding=padding,
+                                               global_batch_size=config.batch_size)
+            prepared = Prepared(sharded.distribute(strategy), sharded.steps, rows)
+        else:
+            train, rows = self.encoded_dataset(config, tokenizer, info, examples, targets, padding=padding,
+                                               shuffle=True, drop_remainder=drop_remainder)
+            prepared = Prepared(train, max(int(train.cardinality()), 1), rows)
         if config.truncation == "windows":
             print(f"windows: {rows} training windows from {len(splits.train)} texts")
-        prepared = Prepared(train, max(int(train.cardinality()), 1), rows)
         if splits.validation is not None:
             scorer = ValidationScorer(tokenizer, info, splits.validation, skip_bad_rows=config.skip_bad_rows)
             prepared.callbacks.append(scorer)

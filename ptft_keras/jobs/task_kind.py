@@ -10,7 +10,8 @@ hook                        what it answers
 ``read_splits``             the training and validation rows (files -> `Splits`)
 ``choose_sequence_length``  the length picked from the training data when none is given
 ``resolve_fit``             how texts over the budget are fitted (truncation), checked
-``datasets``                the training (and validation) `tf.data` pipelines (`Prepared`)
+``datasets``                the training (and validation) `tf.data` pipelines (`Prepared`), one per worker
+                            when it takes the strategy
 ``build_model``             the Keras task model on the backbone
 ``monitor``                 the validation metric early stopping watches, and its direction
 ``score``                   the final validation report
@@ -95,8 +96,22 @@ class TaskKind:
         """`config` with its truncation settings resolved for this kind (and checked)."""
         return config
 
-    def datasets(self, config, tokenizer, splits: Splits, info, *, padding: str, drop_remainder: bool) -> Prepared:
+    def datasets(self, config, tokenizer, splits: Splits, info, *, padding: str, drop_remainder: bool,
+                 strategy=None) -> Prepared:
+        """The training input and what validation needs. A kind that takes `strategy` gives each worker its
+        own share of the training rows when it has several replicas (`data.batching.ShardedInput`); with
+        one replica, and in kinds without the argument, `train` is one `tf.data` pipeline (which Keras
+        splits across replicas itself, every worker reading every row)."""
         raise NotImplementedError
+
+    def training_datasets(self, config, tokenizer, splits: Splits, info, *, padding: str, drop_remainder: bool,
+                          strategy) -> Prepared:
+        """`datasets`, passing `strategy` on to kinds whose `datasets` takes it."""
+        import inspect
+
+        takes_strategy = "strategy" in inspect.signature(self.datasets).parameters
+        return self.datasets(config, tokenizer, splits, info, padding=padding, drop_remainder=drop_remainder,
+                             **({"strategy": strategy} if takes_strategy else {}))
 
     def build_model(self, backbone, config, label_names):
         raise NotImplementedError

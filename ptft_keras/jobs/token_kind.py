@@ -50,7 +50,9 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from ptft_keras.data.batching import static_batch_size, with_empty_rows
 from ptft_keras.data.conll import ConllSentences, append_column, read_conll
 from ptft_keras.data.sources import detect_format, read_examples
 from ptft_keras.data.word_alignment import (
@@ -83,9 +85,58 @@ def prepare(tokenizer, sentences, label_names=None, *, sequence_length: int, win
                        window_stride=window_stride)
 
 
-def word_logits(model, tokenizer, aligned, *, batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-    """Logits ``[words, labels]`` of every word (corpus order), from its first piece in its best window."""
-    return predict_words(model.predict_on_batch, aligned, tokenizer, batch_size=batch_size).astype(np.float32)
+def select_windows(aligned, rows):
+    """The windows of `AlignedWords` at indices `rows` (repeats allowed), in that order."""
+    rows = np.asarray(rows, np.int64)
+
+    def pick(values):
+        return None if values is None else tf.gather(values, rows)
+
+    return dataclasses.replace(aligned, piece_ids=pick(aligned.piece_ids), labels=pick(aligned.labels),
+                               pick_positions=pick(aligned.pick_positions), pick_words=pick(aligned.pick_words),
+                               window_sentence_ids=np.asarray(aligned.window_sentence_ids)[rows])
+
+
+def padded_windows(aligned, multiple: int):
+    """`aligned` followed by empty windows (packed as ``[CLS] [SEP]``, predicting no word) up to a multiple of
+    `multiple` windows."""
+    extra = -len(aligned) % int(multiple)
+    if not extra:
+        return aligned
+
+    def pad(values):
+        return None if values is None else with_empty_rows(values, extra)
+
+    return dataclasses.replace(aligned, piece_ids=pad(aligned.piece_ids), labels=pad(aligned.labels),
+                               pick_positions=pad(aligned.pick_positions), pick_words=pad(aligned.pick_words),
+                               window_sentence_ids=np.concatenate([aligned.window_sentence_ids,
+                                                                   np.full(extra, -1, np.int64)]))
+
+
+def word_logits(model, tokenizer, aligned, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                static_shapes: bool | None = None) -> np.ndarray:
+    """Logits ``[words, labels]`` of every word (corpus order), from its first piece in its best window.
+
+    Windows run sorted by length, each batch padded to its longest. With `static_shapes` (default: when the
+    model's strategy needs them, i.e. on TPU) they run in corpus order as ``[batch_size rounded up to the
+    replicas, sequence_length]`` batches, the last one filled with empty windows, so XLA compiles one
+    program: the same logits.
+    """
+    from ptft_keras.training.strategy import needs_static_shapes
+
+    if static_shapes is None:
+        static_shapes = needs_static_shapes(model.distribute_strategy)
+    if not static_shapes:
+        return predict_words(model.predict_on_batch, aligned, tokenizer, batch_size=batch_size).astype(np.float32)
+    batch_size = static_batch_size(batch_size, model.distribute_strategy)
+    dataset = windows_dataset(padded_windows(aligned, batch_size), tokenizer, batch_size=batch_size, padding="fixed",
+                              with_labels=False, drop_remainder=True)
+    logits = np.asarray(model.predict(dataset, verbose=0), np.float32)  # [windows, sequence_length, labels]
+    positions = aligned.pick_positions
+    out = np.zeros((aligned.num_words,) + logits.shape[2:], np.float32)
+    out[aligned.pick_words.flat_values.numpy()] = logits[positions.value_rowids().numpy(),
+                                                         positions.flat_values.numpy()]
+    return out
 
 
 def tags_from_logits(logits: np.ndarray, aligned, label_names) -> list[list[str]]:
@@ -219,14 +270,41 @@ class TokenKind(TaskKind):
         print("truncation: windows (sentences over the sequence length are split into overlapping windows)")
         return dataclasses.replace(config, truncation="windows", head_tokens=None)
 
-    def datasets(self, config, tokenizer, splits: Splits, info, *, padding: str, drop_remainder: bool) -> Prepared:
+    def sharded_input(self, config, tokenizer, aligned, *, padding: str, global_batch_size: int):
+        """The training windows as one pipeline per worker (`data.batching.ShardedInput`): each worker's seeded
+        share of the windows (`batching.pipeline_rows`), shuffled each epoch and cut into full batches,
+        ``ceil(windows / global batch)`` steps on every worker (padded to the sequence length when there are
+        several workers, `batching.worker_padding`). The windows are counted first, so
+        every worker aligns every sentence (as it does to choose the sequence length)."""
+        from ptft_keras.data.batching import ShardedInput, equal_steps, pipeline_rows, worker_padding
+
+        def pipeline(context, worker_batch):
+            picked = pipeline_rows(len(aligned), global_batch_size, context, seed=config.seed)
+            return windows_dataset(select_windows(aligned, picked), tokenizer, batch_size=worker_batch,
+                                   padding=worker_padding(padding, context), shuffle=True, seed=config.seed,
+                                   drop_remainder=True)
+
+        return ShardedInput(pipeline, equal_steps(len(aligned), global_batch_size), global_batch_size)
+
+    def datasets(self, config, tokenizer, splits: Splits, info, *, padding: str, drop_remainder: bool,
+                 strategy=None) -> Prepared:
+        """Length-grouped training batches and the entity-F1 validation callback; with several replicas or
+        workers, one input pipeline per worker (`sharded_input`, every batch full)."""
+        from ptft_keras.data.batching import per_replica_batch_size
+
         names, length = splits.label_names, info.sequence_length
         aligned = prepare(tokenizer, splits.train, names, sequence_length=length, window_stride=config.window_stride)
-        train = windows_dataset(aligned, tokenizer, batch_size=config.batch_size, padding=padding, shuffle=True,
-                                seed=config.seed, drop_remainder=drop_remainder)
         if len(aligned) != len(splits.train):
             print(f"windows: {len(aligned)} training windows from {len(splits.train)} sentences")
-        prepared = Prepared(train, max(num_batches(aligned, config.batch_size, drop_remainder), 1), len(aligned))
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
+            per_replica_batch_size(config.batch_size, strategy)  # a ConfigError naming the batch sizes that split
+            sharded = self.sharded_input(config, tokenizer, aligned, padding=padding,
+                                         global_batch_size=config.batch_size)
+            prepared = Prepared(sharded.distribute(strategy), sharded.steps, len(aligned))
+        else:
+            train = windows_dataset(aligned, tokenizer, batch_size=config.batch_size, padding=padding, shuffle=True,
+                                    seed=config.seed, drop_remainder=drop_remainder)
+            prepared = Prepared(train, max(num_batches(aligned, config.batch_size, drop_remainder), 1), len(aligned))
         if splits.validation is not None:
             aligned_validation = prepare(tokenizer, splits.validation, names, sequence_length=length,
                                          window_stride=config.window_stride)

@@ -283,3 +283,28 @@ def test_predict_refuses_an_output_extension_that_is_not_the_format_written(run,
     code, _, err = cli("predict", "--model", run.dir, "--data", tmp_path / "plain.txt", "--output",
                        tmp_path / "plain.tsv")
     assert code == 2 and "written as jsonl" in err and not (tmp_path / "plain.tsv").exists()
+
+
+def test_static_shape_validation_scores_give_the_dynamic_word_logits(tmp_path):
+    """On TPU the windows are scored in [batch, sequence_length] batches, the last one filled with empty windows:
+    every word gets the logits it gets from batches padded to their longest."""
+    from ptft_keras.data.tokenizer import Tokenizer
+    from ptft_keras.jobs.token_kind import prepare, word_logits
+    from ptft_keras.models.backbone import Backbone
+    from ptft_keras.tasks.token_classifier import TokenClassifier
+
+    rng = random.Random(3)
+    sentences = read_conll(write_conll(tmp_path / "dev.txt", [sentence(rng, rng.randint(1, 3)) for _ in range(10)]
+                                       + [sentence(rng, 6)]))
+    names = sentences.label_names()
+    tokenizer = Tokenizer.from_vocabulary(VOCABULARY, model_max_length=64)
+    keras.utils.set_random_seed(0)
+    backbone = Backbone.from_size(None, model_type="bert", vocabulary_size=len(VOCABULARY), num_layers=2,
+                                  hidden_dim=32, num_heads=2, intermediate_dim=64, max_sequence_length=64)
+    model = TokenClassifier(backbone, label_names=names)
+    aligned = prepare(tokenizer, sentences, names, sequence_length=10)
+    assert len(aligned) > len(sentences)  # the long sentence is split into windows
+    dynamic = word_logits(model, tokenizer, aligned, batch_size=4, static_shapes=False)
+    static = word_logits(model, tokenizer, aligned, batch_size=4, static_shapes=True)
+    assert static.shape == dynamic.shape == (aligned.num_words, len(names))
+    np.testing.assert_allclose(static, dynamic, atol=1e-5, rtol=0)
