@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 from ptft_keras.config import option
@@ -66,8 +67,30 @@ def predict(model, texts, pairs=None, *, sequence_length: int | None = None, bat
 
 
 def run(config: PredictConfig) -> int:
+    import dataclasses
+    import tempfile
+
+    from ptft_keras import storage
     from ptft_keras.jobs.task_kind import load, with_sequence_length
 
     model, tokenizer, info = load(config.model)
-    print(kind_for(info.task).predict((model, tokenizer, with_sequence_length(info, config.sequence_length)), config))
+    loaded = (model, tokenizer, with_sequence_length(info, config.sequence_length))
+    if not (storage.is_remote(config.data or "") or storage.is_remote(config.output or "")):
+        print(kind_for(info.task).predict(loaded, config))
+        return 0
+    # gs://...: the input fetched, the predictions written locally and uploaded whole (the readers and the
+    # writer keep each row's line and layout, which needs local files)
+    with tempfile.TemporaryDirectory(prefix="ptft-predict-") as scratch:
+        output = config.output
+        local = dataclasses.replace(
+            config, data=str(storage.local_copy(config.data, "data")) if config.data else config.data,
+            output=str(Path(scratch) / output.rstrip("/").rsplit("/", 1)[-1]) if storage.is_remote(output or "")
+            else output)
+        message = kind_for(info.task).predict(loaded, local)
+        if storage.is_remote(output or ""):
+            storage.check_scheme(output, "output")
+            storage.makedirs(output.rsplit("/", 1)[0])
+            storage.write_file(Path(local.output), output)
+            message = message.replace(local.output, output)
+    print(message)
     return 0

@@ -128,6 +128,34 @@ def test_cli_predicts_a_tsv_with_the_training_text_column(tmp_path, classifier):
     assert [r["prediction"] for r in rows] == expected.tolist() and [r["sentence"] for r in rows] == texts
 
 
+def test_cli_reads_the_model_and_data_from_an_object_store_and_writes_there(tmp_path, monkeypatch):
+    """ram:// stands in for gs://: model directory, input and predictions all live there."""
+    import tensorflow as tf
+
+    from ptft_keras import storage
+
+    monkeypatch.setattr(storage, "CACHE_DIR", tmp_path / "cache")
+    directory = write_tiny_model_dir(tmp_path / "run", text_column="sentence")
+    remote = "ram://predict-tests"
+    for path in directory.rglob("*"):
+        if path.is_file():
+            target = f"{remote}/run/{path.relative_to(directory).as_posix()}"
+            tf.io.gfile.makedirs(target.rsplit("/", 1)[0])
+            tf.io.gfile.copy(str(path), target, overwrite=True)
+    texts = ["a good film", "dull and boring"]
+    with tf.io.gfile.GFile(f"{remote}/in.tsv", "w") as stream:
+        stream.write("id\tsentence\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(texts)))
+    code, out, err = run_cli("predict", "--model", f"{remote}/run", "--data", f"{remote}/in.tsv",
+                             "--output", f"{remote}/out/p.tsv")
+    assert code == 0, err
+    assert f"{remote}/out/p.tsv" in out
+    with tf.io.gfile.GFile(f"{remote}/out/p.tsv") as stream:
+        rows = list(csv.DictReader(stream.read().splitlines(), delimiter="\t"))
+    model, tokenizer, _ = load_model_dir(directory)
+    expected = np.array(["neg", "pos"])[model_logits(model, tokenizer, texts, 16).argmax(-1)]
+    assert [r["prediction"] for r in rows] == expected.tolist() and [r["id"] for r in rows] == ["0", "1"]
+
+
 def test_cli_refuses_to_overwrite_the_input_or_read_many_files(tmp_path):
     directory = write_tiny_model_dir(tmp_path / "run")
     (tmp_path / "a.jsonl").write_text('{"text": "good"}\n')
