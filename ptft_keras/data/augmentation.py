@@ -9,7 +9,8 @@ Each augmented copy of a text is made word by word (words are the whitespace-sep
    uniformly from 1..`max_ngram` (a text of n words or fewer is kept whole).
 
 (Tang et al.'s third rule, part-of-speech-guided word replacement, needs a tagger and is left out.) A copy that
-equals its text or an earlier copy of it is dropped: it would only count the text twice.
+equals its text (word for word: spacing is not a difference) or an earlier copy of it is dropped: it would
+only count the text twice.
 
 Copies are deterministic: copy k of text i depends only on the seed, k, i and that text, never on how many
 copies are asked for or on the other texts, so copy 0 of a transfer set is the same text list whether 1 or 8
@@ -103,7 +104,11 @@ def augment(texts: Sequence[str], pairs: Sequence[str] | None = None, *,
     """`augmentation.copies` augmented copies of each text (with its pair), copy by copy: all of copy 0, then
     all of copy 1, ...; a copy equal to its text or to an earlier copy of it (or empty) is left out."""
     rows = []
-    seen: list[set] = [{(text, None if pairs is None else pairs[i])} for i, text in enumerate(texts)]
+    def words(text):
+        return None if text is None else " ".join(text.split())
+
+    # a copy is compared with its text's words: "a film " and its unmasked copy "a film" are the same text
+    seen: list[set] = [{(words(text), words(None if pairs is None else pairs[i]))} for i, text in enumerate(texts)]
     for copy in range(augmentation.copies):
         for i, text in enumerate(texts):
             pair = None if pairs is None else pairs[i]

@@ -7,11 +7,16 @@ and `export` take it unchanged) whose training_config.json names the teacher and
 1. The teacher is a directory `ptft finetune --task classification` wrote.
 2. The student (`--student`): a BERT size (`tiny`, `mini`, ...: random init with the teacher's
    vocabulary), `teacher:N` (the teacher's embeddings and N of its blocks, DistilBERT style;
-   `teacher:0,2,4` names them), or any checkpoint path. Its starting checkpoint is written to
-   OUTPUT/student_init and removed when the run finishes.
+   `teacher:0,2,4` names them), `bilstm` (a random BiLSTM on a WordPiece vocabulary learnt from the
+   transfer set, as `ptft finetune --model bilstm`; `--encoder-options`, `--vocab-size`,
+   `--word-vectors`), or any checkpoint path. Its starting checkpoint is written to OUTPUT/student_init
+   and removed when the run finishes.
 3. The transfer set: the labelled `--train` rows plus `--unlabelled` texts (a column file, or a plain
-   text file with one text per line). The teacher labels every text once, before training; the logits
-   are cached in OUTPUT/teacher_logits (or `--teacher-cache`) and reused by every epoch and later runs.
+   text file with one text per line), plus `--augment` N augmented copies of each of those texts (token
+   masking with the teacher's mask token, n-gram sampling: Tang et al. 2019, `data.augmentation`,
+   seeded by `--seed`). The teacher labels every text once, before training; the logits are cached in
+   OUTPUT/teacher_logits (or `--teacher-cache`), the transfer set and each augmented copy in a file of
+   its own, and reused by every epoch and later runs.
 4. The loss: `--alpha` x cross-entropy on the hard labels (where a row has one) + (1 - alpha) x the soft
    targets: temperature-softened KL (`--soft-loss kl`, `--temperature`) or logit MSE (`--soft-loss mse`).
 5. Validation (`--validation`, else a held-out share of the labelled rows) scores the student and the
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import Optional
 
 from ptft_keras.config import from_dict, option, to_dict
+from ptft_keras.data.augmentation import DEFAULT_MAX_NGRAM, DEFAULT_P_MASK, DEFAULT_P_NGRAM
 from ptft_keras.errors import ConfigError
 from ptft_keras.models.sizes import NAMED_SIZES
 
@@ -43,6 +49,10 @@ from ptft_keras.models.sizes import NAMED_SIZES
 DEFAULT_STUDENT = "tiny"
 #: a random-init student's peak learning rate (no head-only stage, no layer-wise decay: nothing is pretrained)
 FROM_SCRATCH_LEARNING_RATE = 5e-4
+#: a random-init BiLSTM student's (as `ptft finetune --model bilstm`: jobs.encoder_loading.CLASSIC_DEFAULTS)
+BILSTM_LEARNING_RATE = 1e-3
+#: augmented copies per transfer-set text (`--augment`); see benchmarks/RESULTS.md (distillation)
+DEFAULT_AUGMENT = 0
 STUDENT_INIT_DIR = "student_init"
 TEACHER_CACHE_DIR = "teacher_logits"
 
@@ -57,14 +67,29 @@ class DistillConfig:
     output: Optional[str] = option(None, "directory for the student: a model directory like `ptft finetune`'s")
     student: str = option(
         DEFAULT_STUDENT, f"a BERT size ({'|'.join(NAMED_SIZES)}: random init, the teacher's vocabulary), "
-        "teacher:N (the teacher's embeddings and N of its blocks, spread evenly; teacher:0,2,4 names them), or a "
-        "checkpoint path"
+        "teacher:N (the teacher's embeddings and N of its blocks, spread evenly; teacher:0,2,4 names them), bilstm "
+        "(a random BiLSTM, its WordPiece vocabulary learnt from the transfer set), or a checkpoint path"
     )
+    encoder_options: Optional[str] = option(
+        None, "--student bilstm: sizes of the fresh encoder as key=value pairs, e.g. 'embedding_dim=128,"
+        "lstm_units=128,num_layers=1,dropout=0.1,pooling=max' (those are the defaults)")
+    vocab_size: Optional[int] = option(
+        None, "--student bilstm: entries of the WordPiece vocabulary trained on the transfer set's texts (default "
+        "8000)", positive=True)
+    word_vectors: Optional[str] = option(
+        None, "BiLSTM students: initialise the embedding rows found in this word2vec (text or .bin) or GloVe file")
     unlabelled: Optional[str] = option(
         None, "more texts for the teacher to label: a CSV/TSV/JSONL file (column --unlabelled-column) or a plain "
         "text file, one text per line"
     )
     unlabelled_column: Optional[str] = option(None, "the --unlabelled file's text column (default: --text-column)")
+    augment: int = option(DEFAULT_AUGMENT, "augmented copies of each transfer-set text for the teacher to label "
+                                           "(Tang et al. 2019: token masking, n-gram sampling; seeded by --seed; a "
+                                           "copy equal to its text is left out); 0: none")
+    augment_mask: float = option(DEFAULT_P_MASK, "--augment: probability that a word becomes the teacher's mask "
+                                                 "token")
+    augment_ngram: float = option(DEFAULT_P_NGRAM, "--augment: probability that a copy keeps only a random n-gram "
+                                                   f"of its words, n from 1 to {DEFAULT_MAX_NGRAM}")
     text_column: Optional[str] = option(None, "column holding the text (default: the teacher's)")
     text_pair_column: Optional[str] = option(None, "column holding the second text of pairs (default: the teacher's)")
     label_column: Optional[str] = option(None, "column holding the label (default: the teacher's)")
@@ -75,8 +100,9 @@ class DistillConfig:
     epochs: int = option(3, "passes over the transfer set", positive=True)
     batch_size: int = option(32, "batch size", positive=True)
     learning_rate: Optional[float] = option(
-        None, f"peak AdamW learning rate (default: {FROM_SCRATCH_LEARNING_RATE:g} for a size student, which starts "
-        "from random weights, without head-only stage or layer-wise decay; else ptft finetune's 1e-4 recipe)",
+        None, f"peak AdamW learning rate (default: {FROM_SCRATCH_LEARNING_RATE:g} for a size student and "
+        f"{BILSTM_LEARNING_RATE:g} for bilstm, which start from random weights, without head-only stage or "
+        "layer-wise decay; else ptft finetune's recipe)",
         positive=True
     )
     temperature: float = option(2.0, "softmax temperature of the KL soft targets (1: the teacher's probabilities)",
@@ -90,14 +116,15 @@ class DistillConfig:
                                                 f"{TEACHER_CACHE_DIR}); share it between students of one teacher")
     early_stopping_patience: int = option(2, "stop after this many epochs without a better validation accuracy "
                                              "(0: never); the best epoch's weights are kept either way")
-    seed: int = option(0, "seed of the student's init, dropout, shuffling and the validation hold-out")
+    seed: int = option(0, "seed of the student's init, dropout, shuffling, the validation hold-out and --augment")
     overwrite: bool = option(False, "replace a finished model directory at --output")
     verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bars, 2 one line per epoch")
 
 
 def finetune_config(config: DistillConfig, teacher_info, student_checkpoint: str, from_scratch: bool):
     """The `FinetuneConfig` the skeleton runs: columns default to the teacher's, a random-init student gets
-    `FROM_SCRATCH_LEARNING_RATE` and no head-only stage or layer-wise decay.
+    `FROM_SCRATCH_LEARNING_RATE` (`BILSTM_LEARNING_RATE` for ``bilstm``) and no head-only stage or layer-wise
+    decay.
 
     Example:
         >>> import types
@@ -108,9 +135,12 @@ def finetune_config(config: DistillConfig, teacher_info, student_checkpoint: str
     """
     from ptft_keras.jobs.finetune import FinetuneConfig
 
+    from ptft_keras.jobs.distill_kind import BILSTM
+
     recipe = {}
     if from_scratch:
-        recipe = {"learning_rate": FROM_SCRATCH_LEARNING_RATE, "freeze_steps": 0, "layer_lr_decay": 1.0}
+        recipe = {"learning_rate": BILSTM_LEARNING_RATE if student_checkpoint == BILSTM else FROM_SCRATCH_LEARNING_RATE,
+                  "freeze_steps": 0, "layer_lr_decay": 1.0}
     if config.learning_rate is not None:
         recipe["learning_rate"] = config.learning_rate
     return FinetuneConfig(
@@ -120,7 +150,8 @@ def finetune_config(config: DistillConfig, teacher_info, student_checkpoint: str
         label_column=config.label_column or teacher_info.label_column, max_train_examples=config.max_train_examples,
         validation_fraction=config.validation_fraction, epochs=config.epochs, batch_size=config.batch_size,
         sequence_length=config.sequence_length, early_stopping_patience=config.early_stopping_patience,
-        seed=config.seed, overwrite=config.overwrite, verbose=config.verbose, **recipe,
+        seed=config.seed, overwrite=config.overwrite, verbose=config.verbose, encoder_options=config.encoder_options,
+        vocab_size=config.vocab_size, word_vectors=config.word_vectors, **recipe,
     )
 
 
@@ -154,8 +185,9 @@ def run_distill(config: DistillConfig, teacher):
     loaded = load(teacher)
     output = Path(config.output)
     source = parse_student(config.student)[0]
-    init_dir = None if source == "checkpoint" else output / STUDENT_INIT_DIR
-    finetune = finetune_config(config, loaded[2], str(init_dir or config.student), from_scratch=source == "size")
+    init_dir = None if source in ("checkpoint", "bilstm") else output / STUDENT_INIT_DIR
+    finetune = finetune_config(config, loaded[2], str(init_dir or config.student),
+                               from_scratch=source in ("size", "bilstm"))
     resume_state(output, finetune, fingerprint(finetune))  # a finished directory is refused before any work
     _, described, _ = student_checkpoint(config.student, loaded, init_dir, seed=config.seed)
     kind = DistillKind(
@@ -163,11 +195,41 @@ def run_distill(config: DistillConfig, teacher):
         max_unlabelled=config.max_unlabelled_examples, temperature=config.temperature, alpha=config.alpha,
         soft_loss=config.soft_loss, cache_dir=config.teacher_cache or output / TEACHER_CACHE_DIR,
         student={"student": config.student, "student_init": described},
+        augmentation=augmentation(config, loaded[1]),
     )
     result = run_finetune(finetune, kind)
     if init_dir is not None:
         remove_tree(init_dir)
     return result
+
+
+def augmentation(config: DistillConfig, teacher_tokenizer):
+    """The `data.augmentation.Augmentation` of `--augment` (None for 0): masked words become the teacher's mask
+    token, which its tokenizer reads in text as that token (else its unknown token is used).
+
+    Example:
+        >>> import types
+        >>> tokenizer = types.SimpleNamespace(special_tokens={"mask_token": "[MASK]", "unk_token": "[UNK]"},
+        ...                                   special_tokens_in_strings=True)
+        >>> augmentation(DistillConfig(augment=4, seed=3), tokenizer)  # doctest: +NORMALIZE_WHITESPACE
+        Augmentation(copies=4, p_mask=0.1, p_ngram=0.25, max_ngram=5, mask_token='[MASK]', seed=3)
+        >>> augmentation(DistillConfig(augment=0), tokenizer) is None
+        True
+    """
+    from ptft_keras.data.augmentation import Augmentation
+
+    if config.augment < 0:
+        raise ConfigError(f"augment: give 0 (none) or a number of copies per text, not {config.augment}")
+    if not config.augment:
+        return None
+    tokens = getattr(teacher_tokenizer, "special_tokens", {}) or {}
+    mask = tokens.get("mask_token") if getattr(teacher_tokenizer, "special_tokens_in_strings", True) else None
+    try:
+        return Augmentation(copies=config.augment, p_mask=config.augment_mask, p_ngram=config.augment_ngram,
+                            max_ngram=DEFAULT_MAX_NGRAM, mask_token=mask or tokens.get("unk_token") or "[MASK]",
+                            seed=config.seed)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def run(config: DistillConfig) -> int:

@@ -4,7 +4,8 @@ as `ptft finetune` writes a model directory.
 
 What it changes against `SequenceKind` (classification):
 
-- rows: the transfer set, the labelled training rows followed by the `--unlabelled` texts (label None);
+- rows: the transfer set, the labelled training rows followed by the `--unlabelled` texts (label None), then
+  the augmented copies of all of them (`--augment`, label None);
   labels are the teacher's label names (a training label the teacher does not know is an error);
 - sequence length: the teacher's (the student reads what the teacher read for its soft targets);
 - batches: each training row carries `pack_targets(label or -1, teacher logits)`; the teacher's logits are
@@ -17,11 +18,20 @@ What it changes against `SequenceKind` (classification):
 
 Students (`student_checkpoint`): a BERT size from `models.sizes.NAMED_SIZES` (random init, the teacher's
 vocabulary), ``teacher:N`` (N of the teacher's blocks, spread evenly from the bottom as DistilBERT took
-every other one; ``teacher:0,2,4`` names them), or any checkpoint path (its own tokenizer).
+every other one; ``teacher:0,2,4`` names them), ``bilstm`` (a random `models.bilstm.BiLSTMEncoder` on a
+WordPiece vocabulary learnt from the transfer set, as `ptft finetune --model bilstm` builds it), or any
+checkpoint path (its own tokenizer; a BiLSTM directory too).
+
+Augmentation (`augmentation`, Tang et al. 2019): `copies` masked / n-gram-sampled copies of every text of the
+transfer set (`data.augmentation`, seeded) join it as unlabelled rows, labelled by the teacher alone. The
+teacher's logits are computed and cached per part: the transfer set itself (the same cache file as without
+augmentation), then each copy, so a run with more copies reuses the copies an earlier run labelled.
 
 Example:
     >>> parse_student("tiny"), parse_student("teacher:2"), parse_student("teacher:0,3"), parse_student("ckpt/")
     (('size', 'tiny'), ('teacher', 2), ('teacher', [0, 3]), ('checkpoint', 'ckpt/'))
+    >>> parse_student("bilstm")
+    ('bilstm', 'bilstm')
     >>> teacher_layers(3, 6), teacher_layers(2, 6), teacher_layers([1, 5], 6)
     ([0, 2, 4], [0, 3], [1, 5])
 """
@@ -32,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ptft_keras.data.augmentation import Augmentation, augment
 from ptft_keras.errors import ConfigError
 from ptft_keras.jobs.sequence_kind import SequenceKind, targets_for
 from ptft_keras.jobs.task_kind import Prepared, Splits, load
@@ -39,12 +50,15 @@ from ptft_keras.jobs.teacher_outputs import teacher_logits
 from ptft_keras.models.sizes import NAMED_SIZES
 
 TEACHER_PREFIX = "teacher:"
+#: the `--student` of a fresh BiLSTM (`models.bilstm`; its vocabulary is learnt from the transfer set's texts)
+BILSTM = "bilstm"
 _LAYER_NAME = re.compile(r"^(.*\blayer\.)(\d+)(\..*)$")
 
 
 # ------------------------------------------------------------------------------------------ students
 def parse_student(spec: str):
-    """`("size", name)`, `("teacher", N or [layer, ...])` or `("checkpoint", path)` for a `--student` value."""
+    """`("size", name)`, `("teacher", N or [layer, ...])`, `("bilstm", "bilstm")` or `("checkpoint", path)` for a
+    `--student` value."""
     spec = str(spec).strip()
     if spec in NAMED_SIZES:
         return "size", spec
@@ -56,9 +70,8 @@ def parse_student(spec: str):
             raise ConfigError(f"student: {spec!r}: after 'teacher:' give a number of blocks (teacher:3) or the block "
                               "indices to keep (teacher:0,2,4)") from None
         return "teacher", layers[0] if len(layers) == 1 and "," not in value else layers
-    if spec == "bilstm":
-        raise ConfigError("student: 'bilstm' is not available yet: the fine-tuning skeleton loads transformer "
-                          f"checkpoints only; use a size ({', '.join(NAMED_SIZES)}), teacher:N or a checkpoint path")
+    if spec == BILSTM:
+        return "bilstm", spec
     return "checkpoint", spec
 
 
@@ -107,13 +120,17 @@ def student_checkpoint(spec: str, teacher, directory, *, seed: int = 0) -> tuple
     """Write the student's starting checkpoint (HF layout, with the teacher's tokenizer) into `directory`.
 
     Returns `(checkpoint for --model, what it is in words, whether it starts from random weights)`; a
-    checkpoint path is returned as it is (nothing written).
+    checkpoint path, or ``bilstm`` (built by the skeleton's encoder loading, `jobs.encoder_loading`), is
+    returned as it is (nothing written).
     """
     import keras
 
     from ptft_keras.models.backbone import Backbone
 
     kind, value = parse_student(spec)
+    if kind == "bilstm":
+        return BILSTM, ("a random BiLSTM (models.bilstm) with a WordPiece vocabulary learnt from the transfer set's "
+                        "texts"), True
     if kind == "checkpoint":
         if not Path(value).exists():
             raise ConfigError(f"student: {value!r} is neither a size ({', '.join(NAMED_SIZES)}), teacher:N, nor an "
@@ -152,6 +169,35 @@ def concat_examples(first, second):
     )
 
 
+def augmented_examples(examples, augmentation: Augmentation):
+    """The augmented copies of `examples`' texts (`data.augmentation.augment`) as unlabelled `Examples` (each row
+    keeping its source's location), and where each copy's rows start and stop in them.
+
+    Example:
+        >>> from ptft_keras.data.sources import Examples
+        >>> rows = Examples(["a fine film", "dull"], None, ["1", "0"], [("t.tsv", 2), ("t.tsv", 3)], [0, 0], ["t.tsv"])
+        >>> extra, parts = augmented_examples(rows, Augmentation(copies=2, p_mask=1.0))
+        >>> extra.texts, extra.labels, extra.locations[0], parts
+        (['[MASK] [MASK] [MASK]', '[MASK]'], [None, None], ('t.tsv', 2), [(0, 2), (2, 2)])
+    """
+    from ptft_keras.data.sources import Examples
+
+    rows = augment(examples.texts, examples.pairs, augmentation=augmentation)
+    parts = []
+    for copy in range(augmentation.copies):
+        start = parts[-1][1] if parts else 0
+        stop = start
+        while stop < len(rows) and rows[stop].copy == copy:
+            stop += 1
+        parts.append((start, stop))
+    extra = Examples(
+        texts=[row.text for row in rows], pairs=None if examples.pairs is None else [row.pair for row in rows],
+        labels=[None] * len(rows), locations=[examples.locations[row.source] for row in rows],
+        file_ids=[examples.file_ids[row.source] for row in rows], files=examples.files,
+    )
+    return extra, parts
+
+
 def read_unlabelled(path, *, text_column: str, text_pair_column: str | None = None, limit: int | None = None):
     """Texts for the teacher to label: a CSV/TSV/JSONL file's `text_column` (and `text_pair_column`), or a plain
     text file, one text per line (blank lines skipped); the first `limit` of them."""
@@ -179,13 +225,14 @@ class DistillKind(SequenceKind):
         temperature, alpha, soft_loss: the `DistillationLoss`.
         cache_dir: where teacher logits are kept (`jobs.teacher_outputs`); None: not kept.
         student: the `--student` value and its description, recorded in training_config.json.
+        augmentation: a `data.augmentation.Augmentation` (copies of the transfer set's texts), or None.
     """
 
     tasks = ("classification",)
 
     def __init__(self, teacher, *, unlabelled=None, unlabelled_column=None, max_unlabelled=None,
                  temperature: float = 2.0, alpha: float = 0.5, soft_loss: str = "kl", cache_dir=None,
-                 student: dict | None = None):
+                 student: dict | None = None, augmentation: Augmentation | None = None):
         from ptft_keras.tasks.distiller import check_distillation
 
         check_distillation(temperature, alpha, soft_loss)
@@ -199,12 +246,20 @@ class DistillKind(SequenceKind):
         self.temperature, self.alpha, self.soft_loss = temperature, alpha, soft_loss
         self.cache_dir = cache_dir
         self.student = dict(student or {})
+        self.augmentation = augmentation if augmentation is not None and augmentation.copies else None
         self.counts = {}
+        self.parts = []  # (start, stop) of the transfer set's rows that the teacher labels in one go (and caches)
 
     def fingerprint_extra(self, config) -> dict:
         return {"teacher": self.teacher_dir, "unlabelled": None if self.unlabelled is None else str(self.unlabelled),
                 "unlabelled_column": self.unlabelled_column, "max_unlabelled": self.max_unlabelled,
-                "temperature": self.temperature, "alpha": self.alpha, "soft_loss": self.soft_loss}
+                "temperature": self.temperature, "alpha": self.alpha, "soft_loss": self.soft_loss,
+                **({"augmentation": self.augmentation_settings()} if self.augmentation else {})}
+
+    def augmentation_settings(self) -> dict:
+        import dataclasses
+
+        return dataclasses.asdict(self.augmentation)
 
     @property
     def label_names(self) -> list[str]:
@@ -221,13 +276,25 @@ class DistillKind(SequenceKind):
             extra = read_unlabelled(self.unlabelled, text_column=self.unlabelled_column or config.text_column,
                                     text_pair_column=config.text_pair_column, limit=self.max_unlabelled)
         self.counts = {"labelled": len(splits.train), "unlabelled": 0 if extra is None else len(extra)}
-        return Splits(concat_examples(splits.train, extra), splits.validation, splits.validation_name, self.label_names)
+        transfer = concat_examples(splits.train, extra)
+        self.parts = [(0, len(transfer))]
+        if self.augmentation:
+            copies, parts = augmented_examples(transfer, self.augmentation)
+            self.parts += [(len(transfer) + start, len(transfer) + stop) for start, stop in parts if stop > start]
+            self.counts["augmented"] = len(copies)
+            transfer = concat_examples(transfer, copies)
+        return Splits(transfer, splits.validation, splits.validation_name, self.label_names)
 
     def describe(self, config, splits: Splits) -> list[str]:
         unlabelled = (f" + {self.counts['unlabelled']} texts of {self.unlabelled} labelled by the teacher"
                       if self.unlabelled else "")
+        augmented = ""
+        if self.augmentation:
+            a = self.augmentation
+            augmented = (f" + {self.counts['augmented']} augmented copies ({a.copies} per text, duplicates left out; "
+                         f"mask {a.p_mask:g} with {a.mask_token}, n-gram {a.p_ngram:g} with n up to {a.max_ngram})")
         return [f"teacher: {self.teacher_dir}; student: {self.student.get('student_init', config.model)}",
-                f"transfer set: {self.counts['labelled']} labelled rows of {config.train}{unlabelled}",
+                f"transfer set: {self.counts['labelled']} labelled rows of {config.train}{unlabelled}{augmented}",
                 f"loss: {self.alpha:g} x hard labels + {1 - self.alpha:g} x soft targets ({self.soft_loss}"
                 + (f", temperature {self.temperature:g})" if self.soft_loss == "kl" else ")"),
                 *super().describe(config, splits)]
@@ -252,7 +319,7 @@ class DistillKind(SequenceKind):
             print("alpha 1 and no unlabelled text: trained on the labels alone, the teacher is not asked")
             logits = np.zeros((len(train), len(self.label_names)), np.float32)
         else:
-            logits = teacher_logits(self.teacher, train.texts, train.pairs, cache_dir=self.cache_dir)
+            logits = self.transfer_logits(train)
         labels = np.full(len(train), UNLABELLED, np.int64)
         labels[labelled] = targets_for(info, train.select(labelled))[0]
         train_ds, rows = dataset(train, pack_targets(labels, logits), shuffle=True)
@@ -261,6 +328,15 @@ class DistillKind(SequenceKind):
             targets, examples = targets_for(info, splits.validation)
             validation = dataset(examples, targets, shuffle=False)[0]
         return Prepared(train_ds, max(int(train_ds.cardinality()), 1), rows, validation_data=validation)
+
+    def transfer_logits(self, train) -> np.ndarray:
+        """The teacher's logits for the transfer set, part by part (`self.parts`: the transfer set, then each
+        augmented copy), each part computed once and cached on its own."""
+        parts = self.parts or [(0, len(train))]
+        return np.concatenate([
+            teacher_logits(self.teacher, train.texts[start:stop],
+                           None if train.pairs is None else train.pairs[start:stop], cache_dir=self.cache_dir)
+            for start, stop in parts])
 
     def build_model(self, backbone, config, label_names):
         from ptft_keras.tasks.distiller import DistillationStudent
@@ -273,6 +349,8 @@ class DistillKind(SequenceKind):
         if self.unlabelled:
             transfer["unlabelled"] = {"data": str(self.unlabelled), "rows": self.counts.get("unlabelled"),
                                       "column": self.unlabelled_column or config.text_column}
+        if self.augmentation:
+            transfer["augmented"] = {**self.augmentation_settings(), "rows": self.counts.get("augmented")}
         return {"distillation": {
             "teacher": self.teacher_dir, "teacher_metrics": self.teacher_metrics(), **self.student,
             "transfer_set": transfer, "temperature": self.temperature, "alpha": self.alpha,

@@ -43,6 +43,7 @@ def test_masking_replaces_whole_words_at_about_p_mask_and_keeps_the_others_in_pl
     assert 0.8 * len(texts) * 3 < len(rows) < 0.95 * len(texts) * 3  # a copy without any mask (0.9^20) is dropped
     assert 0.08 < masked / words < 0.12  # 12,000 words at p = 0.1
     assert augment(texts, augmentation=Augmentation(copies=2, p_mask=0, p_ngram=0)) == []  # copies = texts: dropped
+    assert augment([" a  film "], augmentation=Augmentation(copies=2, p_mask=0, p_ngram=0)) == []  # spacing too
     assert {r.text for r in augment(["a b c"], augmentation=Augmentation(copies=1, p_mask=1))} == {"[MASK] [MASK] [MASK]"}
 
 

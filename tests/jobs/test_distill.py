@@ -14,7 +14,7 @@ from test_model_dir import write_tiny_checkpoint, write_tiny_model_dir
 from ptft_keras.errors import ConfigError, DataError
 from ptft_keras.jobs import teacher_outputs
 from ptft_keras.jobs.distill import STUDENT_INIT_DIR, TEACHER_CACHE_DIR, distill
-from ptft_keras.jobs.distill_kind import read_unlabelled
+from ptft_keras.jobs.distill_kind import augmented_examples, read_unlabelled
 from ptft_keras.jobs.model_dir import load_model_dir
 from ptft_keras.jobs.sequence_kind import predict_logits
 from ptft_keras.tasks.distiller import DistillationStudent
@@ -154,8 +154,7 @@ def test_teachers_and_students_that_cannot_be_distilled(toy, tmp_path):
     regression = write_tiny_model_dir(tmp_path / "regression", task="regression")
     with pytest.raises(ConfigError, match="regression model; distillation takes classification"):
         distill(teacher=str(regression), train=str(toy.root / "train.tsv"), output=str(tmp_path / "a"))
-    for student, match in (("teacher:3", "1 to 2 blocks"), ("teacher:1,0", "increasing"), ("tinny", "neither a size"),
-                           ("bilstm", "not available yet")):
+    for student, match in (("teacher:3", "1 to 2 blocks"), ("teacher:1,0", "increasing"), ("tinny", "neither a size")):
         with pytest.raises(ConfigError, match=match):
             distill(teacher=str(toy.teacher), train=str(toy.root / "train.tsv"), output=str(tmp_path / "b"),
                     student=student)
@@ -167,3 +166,81 @@ def test_unlabelled_text_from_plain_and_column_files(toy, tmp_path):
     assert len(read_unlabelled(toy.root / "dev.tsv", text_column="sentence", limit=7)) == 7
     with pytest.raises(ConfigError, match="needs a CSV/TSV/JSONL file with both columns"):
         read_unlabelled(toy.root / "more.txt", text_column="a", text_pair_column="b")
+
+
+def test_a_bilstm_student_is_distilled_evaluated_and_exported(toy, tmp_path):
+    code, out, err = cli("distill", "--teacher", toy.teacher, "--train", toy.root / "train.tsv", "--validation",
+                         toy.root / "dev.tsv", "--output", tmp_path / "bilstm", "--student", "bilstm",
+                         "--unlabelled", toy.root / "more.txt", "--encoder-options", "embedding_dim=16,lstm_units=8",
+                         "--vocab-size", 200, "--epochs", 3, "--batch-size", 16, "--verbose", 0)
+    assert code == 0, err
+    assert "BiLSTMEncoder" in out and "new WordPiece vocabulary" in out
+    student = tmp_path / "bilstm"
+    assert not (student / STUDENT_INIT_DIR).exists()
+    config = json.loads((student / "training_config.json").read_text())
+    assert config["distillation"]["student"] == "bilstm" and "BiLSTM" in config["distillation"]["student_init"]
+    assert (config["learning_rate"], config["freeze_steps"], config["layer_lr_decay"]) == (1e-3, 0, 1.0)
+    model, tokenizer, info = load_model_dir(student)
+    assert isinstance(model, DistillationStudent) and type(model.backbone).__name__ == "BiLSTMEncoder"
+    assert tokenizer.vocab_size <= 200  # its own vocabulary, learnt from the transfer set
+    accuracy = json.loads((student / "metrics.json").read_text())["metrics"]["accuracy"]
+    code, out, err = cli("evaluate", "--model", student, "--data", toy.root / "dev.tsv")
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["accuracy"] == pytest.approx(accuracy)
+    code, out, err = cli("export", "--model", student, "--output", tmp_path / "served")
+    assert code == 0, err
+    texts = ["good fun film", "the plot was dull and awful"]
+    served = tf.saved_model.load(out.strip().splitlines()[-1]).signatures["serving_default"](text=tf.constant(texts))
+    np.testing.assert_allclose(served["logits"].numpy(), predict_logits(model, tokenizer, info, texts), atol=1e-4)
+
+
+def test_bilstm_options_need_a_bilstm_student(toy, tmp_path):
+    with pytest.raises(ConfigError, match="--vocab-size apply to BiLSTM encoders"):
+        distill(teacher=str(toy.teacher), train=str(toy.root / "train.tsv"), output=str(tmp_path / "a"),
+                student="tiny", vocab_size=100, verbose=0)
+
+
+def test_augmented_copies_are_labelled_once_by_the_teacher_and_cached_copy_by_copy(toy, tmp_path):
+    teacher, calls = counting_teacher(toy.teacher)
+    options = dict(train=str(toy.root / "train.tsv"), validation=str(toy.root / "dev.tsv"), max_train_examples=30,
+                   unlabelled=str(toy.root / "more.txt"), max_unlabelled_examples=20, student="teacher:1",
+                   teacher_cache=str(tmp_path / "cache"), batch_size=16, verbose=0, early_stopping_patience=0,
+                   augment_mask=0.3, augment_ngram=0.5, seed=4)
+    result = distill(teacher=teacher, output=str(tmp_path / "a"), epochs=2, augment=2, **options)
+    transfer = result.info.training_config["distillation"]["transfer_set"]
+    augmented = transfer["augmented"]
+    assert (augmented["copies"], augmented["p_mask"], augmented["p_ngram"], augmented["max_ngram"],
+            augmented["mask_token"], augmented["seed"]) == (2, 0.3, 0.5, 5, "[MASK]", 4)
+    assert 0.6 * 2 * 50 < augmented["rows"] <= 2 * 50  # copies equal to their text are left out
+    assert sum(calls) == 50 + augmented["rows"] + 40  # every text once (for 2 epochs), and the validation rows
+    assert len(calls) == 4  # the transfer set, copy 0, copy 1, validation: each part cached on its own
+
+    # the copies the run made are those of data.augmentation, seeded by --seed, after the transfer set
+    from ptft_keras.data.augmentation import Augmentation
+    from ptft_keras.jobs.distill import DistillConfig, finetune_config
+    from ptft_keras.jobs.distill_kind import DistillKind
+
+    augmentation = Augmentation(copies=2, p_mask=0.3, p_ngram=0.5, seed=4)
+    kind = DistillKind(teacher, unlabelled=options["unlabelled"], max_unlabelled=20, augmentation=augmentation)
+    config = DistillConfig(**{k: v for k, v in options.items() if k in DistillConfig.__dataclass_fields__}, augment=2)
+    splits = kind.read_splits(finetune_config(config, teacher[2], "unused", from_scratch=False))
+    originals = splits.train.select(range(50))
+    expected, _ = augmented_examples(originals, augmentation)
+    assert splits.train.texts[50:] == expected.texts and len(expected) == augmented["rows"]
+    assert splits.train.labels[50:] == [None] * len(expected)  # the teacher's soft targets only
+    assert all("[MASK]" in text or len(text.split()) <= 5 for text in expected.texts)
+
+    calls.clear()  # one more copy: only copy 2 is new; the transfer set and copies 0-1 come from the cache
+    result = distill(teacher=teacher, output=str(tmp_path / "b"), epochs=1, augment=3, **options)
+    assert len(calls) == 1 and sum(calls) == result.info.training_config["distillation"]["transfer_set"][
+        "augmented"]["rows"] - augmented["rows"]
+    calls.clear()  # and without augmentation the transfer set's logits are those cached above
+    distill(teacher=teacher, output=str(tmp_path / "c"), epochs=1, augment=0, **options)
+    assert calls == []
+
+
+def test_augment_settings_that_cannot_work(toy, tmp_path):
+    for options, match in (({"augment": -1}, "augment"), ({"augment": 2, "augment_mask": 2.0}, "p_mask")):
+        with pytest.raises(ConfigError, match=match):
+            distill(teacher=str(toy.teacher), train=str(toy.root / "train.tsv"), output=str(tmp_path / "a"),
+                    verbose=0, **options)
