@@ -22,7 +22,7 @@ A new kind (QA, distillation students, ...) subclasses `TaskKind` and is registe
 
 Example:
     >>> hold_out(10, fraction=0.2, seed=0, path="train.tsv", unit="rows")
-    ([1, 2, 3, 4, 5, 7, 8, 9], [0, 6])
+    ([0, 1, 2, 3, 5, 7, 8, 9], [4, 6])
 """
 from __future__ import annotations
 

@@ -401,8 +401,8 @@ def input_kind(path, data_format: str = "auto") -> str:
     Example:
         >>> import pathlib, tempfile
         >>> folder = pathlib.Path(tempfile.mkdtemp())
-        >>> _ = (folder / "a.txt").write_text("EU B-ORG\nrejects O\n\nPeter B-PER\n")
-        >>> _ = (folder / "b.txt").write_text("EU rejects German call\nPeter Blackburn\n")
+        >>> _ = (folder / "a.txt").write_text("EU B-ORG\\nrejects O\\n\\nPeter B-PER\\n")
+        >>> _ = (folder / "b.txt").write_text("EU rejects German call\\nPeter Blackburn\\n")
         >>> input_kind(folder / "a.txt"), input_kind(folder / "b.txt"), input_kind(folder / "c.tsv")
         ('conll', 'text', 'columns')
     """
