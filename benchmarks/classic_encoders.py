@@ -1,23 +1,26 @@
-"""Classic encoders on SST-2 (and IMDb): does pretraining a BiLSTM beat random init, and how fast is it beside MiniLM?
+"""Classic encoders on SST-2 and IMDb: does pretraining a BiLSTM beat random init, and how fast is it beside MiniLM?
 
 Every run goes through the functions the CLI calls: `jobs.pretrain_classic.pretrain_classic` (`ptft pretrain
 --model bilstm --objective ...`), `jobs.finetune.finetune` (`ptft finetune`), `jobs.export.export_finetuned_dir`
 (`ptft export`). Per dataset:
 
-1. pretrain a BiLSTM on the unlabelled text of *all* training sentences (SST-2: 67,349; held-out: the first
-   500 lines): ``autoencoder`` and ``mlm`` for `--pretrain-steps` steps, ``word2vec`` for 5 epochs;
-   a whole-word gensim word2vec file for ``--word-vectors`` (variant ``word_vectors``);
-2. fine-tune on the first `--rows` training rows (3 epochs, batch 32, the job's defaults otherwise), dev accuracy:
-   ``random_lr1e-4`` (the generic BERT learning rate), ``random`` (the BiLSTM default, 1e-3), then each
-   pretrained backbone;
+1. pretrain a BiLSTM (seed 0) on the unlabelled text of *all* training texts (held out: the first
+   `--heldout-lines` lines): ``autoencoder`` and ``mlm`` for `--pretrain-steps` steps, ``word2vec`` for
+   `--word2vec-epochs` epochs (default: the job's default), ``mlm_w2v`` masked-LM continued from the word2vec
+   backbone; a whole-word gensim word2vec file for ``--word-vectors`` (variant ``word_vectors``);
+2. fine-tune on the first `--rows` training rows for each of `--seeds` (batch 32, the job's defaults otherwise,
+   `--finetune-options` on top for every variant alike), dev accuracy per seed, mean and spread:
+   ``random_lr1e-4`` (the generic BERT learning rate), ``random`` (the BiLSTM defaults), then each pretrained
+   backbone;
 3. speed beside all-MiniLM-L6-v2 (the offline default checkpoint, fine-tuned on `--minilm-rows` rows for one
    epoch, for its training rate only): training examples/s (the job's train phase: fit with per-epoch
    validation), the exported SavedModel's batch-64 examples/s and batch-1 latency, parameter counts.
 
 Prints markdown tables and writes JSON after every step (a partial run keeps what finished).
 
-    python benchmarks/classic_encoders.py --dataset sst2 --pretrain-steps 400
-    python benchmarks/classic_encoders.py --dataset imdb --rows 1500 --pretrain-steps 300 --no-speed
+    python benchmarks/classic_encoders.py --dataset sst2 --seeds 0,1,2 --pretrain-steps 400
+    python benchmarks/classic_encoders.py --dataset imdb --rows 1500 --epochs 10 --sequence-length 256 \
+        --heldout-lines 50 --seeds 0,1,2 --no-speed
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import argparse
 import contextlib
 import csv
 import io
+import json
 import os
 import statistics
 import time
@@ -38,7 +42,8 @@ DATASETS = {
     "imdb": dict(train=SHARED / "imdb" / "train.csv", dev=SHARED / "imdb" / "dev.csv", text="review",
                  label="sentiment", delimiter=",", normalization="html_breaks"),
 }
-VARIANTS = ("random_lr1e-4", "random", "autoencoder", "word2vec", "mlm", "word_vectors")
+VARIANTS = ("random_lr1e-4", "random", "autoencoder", "word2vec", "mlm", "mlm_w2v", "word_vectors")
+OBJECTIVES = ("word2vec", "autoencoder", "mlm", "mlm_w2v")  # pretraining order: mlm_w2v starts from word2vec
 SIZES = "embedding_dim=128,lstm_units=128,num_layers=1,dropout=0.1,pooling=max"
 
 
@@ -96,19 +101,24 @@ def quietly(function, *args, log=None, **kwargs):
 
 
 # --------------------------------------------------------------------------------------- pretraining
-def pretrain(objective, corpus, work, args, log):
+def pretrain(variant, corpus, work, args, log, start_from=None):
+    """Pretrain one backbone; `variant` ``mlm_w2v`` is masked-LM continued from `start_from` (a backbone)."""
     from ptft_keras.jobs.pretrain_classic import ClassicSettings, pretrain_classic
 
-    settings = ClassicSettings(corpus=str(corpus), output=str(work / f"pretrain_{objective}"), objective=objective,
-                               max_steps=args.pretrain_steps, batch_size=args.pretrain_batch_size,
-                               sequence_length=args.pretrain_sequence_length, seed=args.seed,
-                               vocab_size=args.vocab_size, encoder_options=SIZES, eval_every=args.pretrain_steps,
-                               log_every=50)
+    objective = "mlm" if variant == "mlm_w2v" else variant
+    extra = {"word2vec_epochs": args.word2vec_epochs} if args.word2vec_epochs else {}
+    settings = ClassicSettings(corpus=str(corpus), output=str(work / f"pretrain_{variant}"), objective=objective,
+                               model=start_from or "bilstm", max_steps=args.pretrain_steps,
+                               batch_size=args.pretrain_batch_size, sequence_length=args.pretrain_sequence_length,
+                               seed=0, vocab_size=args.vocab_size, encoder_options=None if start_from else SIZES,
+                               heldout_lines=args.heldout_lines, eval_every=args.pretrain_steps, log_every=50,
+                               token_dropout=args.token_dropout if objective == "autoencoder" else 0.0,
+                               word2vec_init=False, **extra)  # mlm_w2v: the two commands of the recipe instead
     start = time.perf_counter()
     summary, _ = quietly(pretrain_classic, settings, verbose=0, log=log)
-    return {"objective": objective, "steps": summary["steps"], "heldout_loss": round(summary["loss"], 4),
+    return {"objective": variant, "steps": summary["steps"], "heldout_loss": round(summary["loss"], 4),
             "initial_loss": round(summary["initial_loss"], 4), "seconds": round(time.perf_counter() - start, 1),
-            "backbone": summary["backbone"]}
+            "backbone": summary["backbone"], "found": summary.get("found")}
 
 
 def word_vectors_file(corpus, work, args):
@@ -117,27 +127,30 @@ def word_vectors_file(corpus, work, args):
 
     sentences = [line.lower().split() for line in Path(corpus).read_text(encoding="utf-8").splitlines()]
     start = time.perf_counter()
-    model = train_word2vec(sentences, vector_size=128, epochs=5, seed=args.seed, min_count=2)
+    epochs = args.word2vec_epochs or 5
+    model = train_word2vec(sentences, vector_size=128, epochs=epochs, seed=0, min_count=2)
     path = work / "words.w2v.txt"
     model.wv.save_word2vec_format(str(path), binary=False)
-    return {"objective": "word_vectors (whole words)", "steps": 5, "heldout_loss": None, "initial_loss": None,
+    return {"objective": "word_vectors (whole words)", "steps": epochs, "heldout_loss": None, "initial_loss": None,
             "seconds": round(time.perf_counter() - start, 1), "backbone": str(path)}
 
 
 # ---------------------------------------------------------------------------------------- fine-tuning
-def finetune_run(name, model, train, dev, work, args, spec, log, **options):
+def finetune_run(name, model, train, dev, work, args, spec, log, seed=0, **options):
     from ptft_keras.jobs.finetune import FinetuneConfig, finetune
 
+    options = {**({"sequence_length": args.sequence_length} if getattr(args, "sequence_length", None) else {}),
+               **json.loads(getattr(args, "finetune_options", None) or "{}"), **options}
     config = FinetuneConfig(model=model, train=str(train), validation=str(dev), output=str(work / f"ft_{name}"),
                             text_column=spec["text"], label_column=spec["label"], epochs=args.epochs,
-                            batch_size=32, seed=args.seed, verbose=0, overwrite=True,
+                            batch_size=32, seed=seed, verbose=0, overwrite=True,
                             text_normalization=spec["normalization"], **options)
     result, out = quietly(finetune, config, log=log)
     epochs_run = len(result.history.get("loss", []))
     rows = len(read_rows(train, spec))
     train_seconds = result.report["timing"]["train"]
     return {
-        "variant": name, "model": model, "dev_accuracy": round(result.report["metrics"]["accuracy"], 4),
+        "variant": name, "seed": seed, "model": model, "dev_accuracy": round(result.report["metrics"]["accuracy"], 4),
         "learning_rate": result.info.training_config["learning_rate"], "epochs_run": epochs_run,
         "sequence_length": result.info.sequence_length, "train_seconds": round(train_seconds, 1),
         "train_examples_per_s": round(rows * epochs_run / train_seconds, 1),
@@ -177,33 +190,64 @@ def serving_speed(model_dir, texts, work, name, repeats=3, single=100):
 
 
 # ------------------------------------------------------------------------------------------------ main
+def summarize(rows):
+    """Per variant (in run order): seeds, mean dev accuracy, sample standard deviation, min and max."""
+    variants = {}
+    for row in rows:
+        variants.setdefault(row["variant"], []).append(row)
+    table = []
+    for name, runs in variants.items():
+        accuracies = [r["dev_accuracy"] for r in runs]
+        table.append({"variant": name, "seeds": len(runs), "mean": round(statistics.mean(accuracies), 4),
+                      "sd": round(statistics.stdev(accuracies), 4) if len(runs) > 1 else 0.0,
+                      "min": min(accuracies), "max": max(accuracies),
+                      "epochs_run": "/".join(str(r["epochs_run"]) for r in runs),
+                      "learning_rate": runs[0]["learning_rate"],
+                      "train_examples_per_s": round(statistics.mean(r["train_examples_per_s"] for r in runs), 1)})
+    reference = next((r["mean"] for r in table if r["variant"] == "random"), None)
+    for row in table:
+        row["vs_random"] = None if reference is None else round(row["mean"] - reference, 4)
+    return table
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="sst2")
     parser.add_argument("--rows", type=int, default=8000, help="fine-tuning rows (the first N of train)")
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--sequence-length", type=int, default=None, help="fine-tuning tokens (default: the job's)")
+    parser.add_argument("--finetune-options", default=None,
+                        help="JSON of FinetuneConfig fields for every variant alike, e.g. '{\"layer_lr_decay\": 0.5}'")
     parser.add_argument("--vocab-size", type=int, default=8000)
     parser.add_argument("--pretrain-steps", type=int, default=400)
     parser.add_argument("--pretrain-batch-size", type=int, default=64)
     parser.add_argument("--pretrain-sequence-length", type=int, default=64)
+    parser.add_argument("--word2vec-epochs", type=int, default=None, help="default: the pretraining job's default")
+    parser.add_argument("--token-dropout", type=float, default=0.0, help="autoencoder: the denoising variant's share")
+    parser.add_argument("--heldout-lines", type=int, default=500)
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--seeds", default="0", help="fine-tuning seeds, comma-separated (pretraining uses seed 0)")
     parser.add_argument("--minilm-rows", type=int, default=2000)
     parser.add_argument("--no-speed", action="store_true", help="skip the MiniLM / serving speed comparison")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default="/tmp/ptft_classic_bench")
     parser.add_argument("--out", default=None, help="JSON path (default benchmarks/results/classic_encoders_<dataset>.json)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     spec = DATASETS[args.dataset]
     variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    seeds = [int(seed) for seed in args.seeds.split(",")]
     work = Path(args.work) / args.dataset
     work.mkdir(parents=True, exist_ok=True)
     out = Path(args.out or ROOT / "benchmarks" / "results" / f"classic_encoders_{args.dataset}.json")
     log = work / "runs.log"
     payload = {"dataset": args.dataset, "settings": vars(args), "encoder": SIZES, "load_average_start": os.getloadavg(),
-               "pretraining": [], "finetuning": [], "speed": []}
+               "pretraining": [], "finetuning": [], "summary": [], "speed": []}
 
     def save():
+        payload["summary"] = summarize(payload["finetuning"])
         payload["load_average_end"] = os.getloadavg()
         write_json(out, payload)
 
@@ -216,40 +260,43 @@ def main():
           f"{len(all_train)} lines; runs logged to {log}", flush=True)
 
     backbones = {}
-    for objective in ("autoencoder", "word2vec", "mlm"):
-        if objective in variants:
-            row = pretrain(objective, corpus, work, args, log)
-            backbones[objective] = row["backbone"]
-            payload["pretraining"].append(row)
-            print(f"pretrained {objective}: {row}", flush=True)
-            save()
+    needed = [o for o in OBJECTIVES if o in variants or (o == "word2vec" and "mlm_w2v" in variants)]
+    for objective in needed:
+        row = pretrain(objective, corpus, work, args, log,
+                       start_from=backbones["word2vec"] if objective == "mlm_w2v" else None)
+        backbones[objective] = row["backbone"]
+        payload["pretraining"].append(row)
+        print(f"pretrained {objective}: {row}", flush=True)
+        save()
     if "word_vectors" in variants:
         row = word_vectors_file(corpus, work, args)
         payload["pretraining"].append(row)
         save()
 
-    for name in variants:
-        if name == "random_lr1e-4":
-            with generic_learning_rate():
-                row = finetune_run(name, "bilstm", train, spec["dev"], work, args, spec, log, encoder_options=SIZES,
-                                   vocab_size=args.vocab_size)
-        elif name == "random":
-            row = finetune_run(name, "bilstm", train, spec["dev"], work, args, spec, log, encoder_options=SIZES,
-                               vocab_size=args.vocab_size)
-        elif name == "word_vectors":
-            row = finetune_run(name, "bilstm", train, spec["dev"], work, args, spec, log, encoder_options=SIZES,
-                               vocab_size=args.vocab_size, word_vectors=str(work / "words.w2v.txt"))
-        else:
-            row = finetune_run(name, backbones[name], train, spec["dev"], work, args, spec, log)
-        payload["finetuning"].append(row)
-        print(f"fine-tuned {name}: dev accuracy {row['dev_accuracy']} ({row['train_seconds']} s)", flush=True)
-        save()
+    for seed in seeds:
+        for name in variants:
+            fresh = {"encoder_options": SIZES, "vocab_size": args.vocab_size}
+            if name == "random_lr1e-4":
+                with generic_learning_rate():
+                    row = finetune_run(name, "bilstm", train, spec["dev"], work, args, spec, log, seed=seed, **fresh)
+            elif name == "random":
+                row = finetune_run(name, "bilstm", train, spec["dev"], work, args, spec, log, seed=seed, **fresh)
+            elif name == "word_vectors":
+                row = finetune_run(name, "bilstm", train, spec["dev"], work, args, spec, log, seed=seed, **fresh,
+                                   word_vectors=str(work / "words.w2v.txt"))
+            else:
+                row = finetune_run(name, backbones[name], train, spec["dev"], work, args, spec, log, seed=seed)
+            payload["finetuning"].append(row)
+            print(f"fine-tuned {name} (seed {seed}): dev accuracy {row['dev_accuracy']} after {row['epochs_run']} "
+                  f"epochs ({row['train_seconds']} s)", flush=True)
+            save()
 
     if not args.no_speed:
         from ptft_keras.models.default_checkpoint import default_checkpoint_path
 
         texts = [text for text, _ in dev_rows]
-        minilm_args = argparse.Namespace(**{**vars(args), "epochs": 1})
+        minilm_args = argparse.Namespace(**{**vars(args), "epochs": 1, "sequence_length": None,
+                                            "finetune_options": None})
         minilm_train = write_rows(work / f"minilm_train{train.suffix}", all_train[:args.minilm_rows], spec)
         minilm = finetune_run("minilm", str(default_checkpoint_path()), minilm_train, spec["dev"], work, minilm_args,
                               spec, log)
@@ -264,14 +311,14 @@ def main():
 
     print("\n### pretraining\n")
     print_table(payload["pretraining"], ["objective", "steps", "initial_loss", "heldout_loss", "seconds"])
-    print("\n### fine-tuning (dev accuracy)\n")
-    print_table(payload["finetuning"], ["variant", "dev_accuracy", "learning_rate", "epochs_run", "sequence_length",
-                                        "train_seconds", "train_examples_per_s"])
+    print("\n### fine-tuning (dev accuracy over seeds)\n")
+    save()
+    print_table(payload["summary"], ["variant", "seeds", "mean", "sd", "min", "max", "vs_random", "epochs_run",
+                                     "learning_rate", "train_examples_per_s"])
     if payload["speed"]:
         print("\n### speed\n")
         print_table(payload["speed"], ["model", "parameters", "train_examples_per_s", "batch64_examples_per_s",
                                        "batch1_latency_ms_p50", "batch1_latency_ms_p90"])
-    save()
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from test_finetune import cli, sentiment_rows, write_tsv
 import ptft_keras.jobs.pretrain_classic
 from ptft_keras.errors import ConfigError, DataError
 from ptft_keras.jobs.pretrain_classic import (
+    WORD2VEC_EPOCHS,
     classic_settings,
     is_classic_pretraining,
     run_classic,
@@ -53,6 +54,7 @@ class Config:
     save_every: Optional[int] = None
     max_predictions_per_seq: int = 4
     nsp: bool = False
+    word2vec_init: Optional[bool] = None
 
 
 def write_corpus(path, lines=200):
@@ -106,7 +108,8 @@ def test_each_objective_writes_a_backbone_and_ends_with_its_heldout_loss(objecti
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["objective"] == objective and math.isfinite(summary["loss"])
     assert summary["loss"] < summary["initial_loss"], summary
-    assert summary["steps"] == (5 if objective == "word2vec" else 12)
+    assert summary["steps"] == (WORD2VEC_EPOCHS if objective == "word2vec" else 12)
+    assert (summary.get("word2vec_init") is not None) == (objective == "mlm")  # mlm starts from word2vec vectors
     assert summary["backbone"] == str(tmp_path / "run" / "backbone")
     encoder = BiLSTMEncoder.from_pretrained(summary["backbone"])
     assert (encoder.embedding_dim, encoder.lstm_units) == (16, 8)
@@ -132,6 +135,25 @@ def test_vectors_initialise_the_embedding_before_pretraining(tmp_path):
                            encoder_options="lstm_units=4", max_steps=2, vocab_size=200))
     assert code == 0 and "word vectors: 2 of " in out
     assert BiLSTMEncoder.from_pretrained(tmp_path / "run" / "backbone").embedding_dim == 4  # the vectors' dimension
+
+
+def test_mlm_on_a_fresh_bilstm_starts_from_word2vec_vectors_unless_switched_off(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    config = Config(corpus=str(corpus), output=str(tmp_path / "on"), objective="mlm", max_steps=2)
+    code, out = run(config)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert code == 0 and "embedding initialised by word2vec (25 epochs" in out
+    assert summary["word2vec_init"]["epochs"] == WORD2VEC_EPOCHS and summary["word2vec_init"]["found"] > 10
+    code, out = run(config)  # finished: resumed from the backup, no word2vec again, the same summary
+    assert "embedding initialised by word2vec" not in out
+    assert json.loads(out.strip().splitlines()[-1])["word2vec_init"] == summary["word2vec_init"]
+
+    code, out = run(Config(corpus=str(corpus), output=str(tmp_path / "off"), objective="mlm", max_steps=2,
+                           word2vec_init=False))
+    assert code == 0 and json.loads(out.strip().splitlines()[-1])["word2vec_init"] is None
+    on = BiLSTMEncoder.from_pretrained(tmp_path / "on" / "backbone").token_embedding.embeddings.numpy()
+    off = BiLSTMEncoder.from_pretrained(tmp_path / "off" / "backbone").token_embedding.embeddings.numpy()
+    assert np.abs(on).mean() > 3 * np.abs(off).mean()  # word2vec vectors, not the small random init
 
 
 KILLED_RUN = """
