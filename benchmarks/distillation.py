@@ -11,6 +11,10 @@ what finished):
    same student (same initial weights, same recipe) on the labelled rows alone (`--alpha 1`, no unlabelled
    text), trained for the same number of optimizer steps (more epochs over its smaller set, the best dev
    epoch kept) so that distillation is not credited with extra training.
+   With `--augment 0,4` each student is also distilled with N augmented copies of every transfer-set text
+   (`ptft distill --augment N`: token masking, n-gram sampling), every N for the same number of optimizer
+   steps as the largest (fewer epochs over a larger set; the copies are counted before training), the
+   teacher labelling each copy once (cached per copy, so larger N reuse the smaller N's copies).
 4. Each model directory is exported with `ptft export`, and the reloaded SavedModel's `serving_default`
    (raw strings in) is timed: batch-64 examples/s over dev sentences in file order and batch-1 latency
    (p50, ms) over single dev sentences; the systems take turns, so load from other processes falls on all.
@@ -20,6 +24,9 @@ what finished):
         --deadline-minutes 24                                            # results/distillation.json (33 min)
     python benchmarks/distillation.py --train-rows 500 --unlabelled-rows 500 --students tiny \\
         --teacher-epochs 1 --output /tmp/distill.json                     # a quick look
+    python benchmarks/distillation.py --teacher runs/teacher --train-rows 3000 --unlabelled-rows 0 \\
+        --students tiny,bilstm --augment 0,4 --epochs 2 --skip-labels-alone --skip-serving \\
+        --output benchmarks/results/distillation_augment.json            # augmentation against none
 
 Writes `benchmarks/results/distillation.json`.
 """
@@ -39,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import ROOT, SHARED, print_table, read_tsv, write_json  # noqa: E402
 
+AUGMENT_COLUMNS = ["model", "augment", "transfer rows", "epochs", "steps", "dev accuracy", "best epoch", "train s"]
 COLUMNS = ["model", "dev accuracy", "labels alone", "gain", "parameters", "batch-64 ex/s", "speed-up",
            "batch-1 p50 ms", "train s"]
 
@@ -53,6 +61,13 @@ def parse_args(argv=None):
     parser.add_argument("--students", default="tiny,teacher:2",
                         help="comma-separated --student values; NAME@N: N distillation epochs for that one")
     parser.add_argument("--max-labels-alone-epochs", type=int, default=12)
+    parser.add_argument("--teacher", default=None, help="reuse this teacher model directory (no fine-tuning)")
+    parser.add_argument("--augment", default="0", help="comma-separated --augment values, each run per student for "
+                        "the optimizer steps of the largest")
+    parser.add_argument("--seed", type=int, default=0, help="the students' --seed (init, shuffling, augmentation)")
+    parser.add_argument("--early-stopping-patience", type=int, default=2, help="for the students (0: run all epochs)")
+    parser.add_argument("--skip-labels-alone", action="store_true", help="no labels-alone run per student")
+    parser.add_argument("--skip-serving", action="store_true", help="no export and serving timings")
     parser.add_argument("--serving-batches", type=int, default=6, help="batch-64 requests per timing round")
     parser.add_argument("--latency-requests", type=int, default=40, help="batch-1 requests per timing round")
     parser.add_argument("--deadline-minutes", type=float, default=None,
@@ -71,7 +86,15 @@ def transfer_files(data: Path, work: Path, train_rows: int, unlabelled_rows: int
         rest = rest[:unlabelled_rows]
     path = work / "unlabelled.txt"
     path.write_text("\n".join(rest) + "\n", encoding="utf-8")
-    return {"unlabelled": path, "unlabelled_rows": len(rest)}
+    transfer = texts[:train_rows] + [text for text in rest if text.strip()]
+    return {"unlabelled": path if rest else None, "unlabelled_rows": len(rest), "transfer_texts": transfer}
+
+
+def augmented_rows(texts, copies: int, seed: int) -> int:
+    """How many augmented copies `ptft distill --augment copies --seed seed` adds to these transfer-set texts."""
+    from ptft_keras.data.augmentation import Augmentation, augment
+
+    return len(augment(texts, augmentation=Augmentation(copies=copies, seed=seed))) if copies else 0
 
 
 def train_seconds(result) -> float:
@@ -140,15 +163,28 @@ def main(argv=None):
         payload["log"].append(line)
         write_json(args.output, payload)
 
-    teacher = finetune(model=str(ptft.default_checkpoint_path()), output=str(work / "teacher"),
-                       epochs=args.teacher_epochs, **common)
-    payload["models"]["teacher"] = {"dev accuracy": teacher.report["metrics"]["accuracy"],
-                                    "parameters": teacher.model.count_params(), "train s": train_seconds(teacher)}
-    note(f"teacher: dev accuracy {teacher.report['metrics']['accuracy']:.4f}")
-    teacher_dir = work / "teacher"
+    if args.teacher:
+        import json
+
+        teacher_dir = Path(args.teacher)
+        metrics = json.loads((teacher_dir / "metrics.json").read_text(encoding="utf-8"))
+        payload["models"]["teacher"] = {"dev accuracy": metrics["metrics"]["accuracy"], "reused": str(teacher_dir)}
+        note(f"teacher {teacher_dir}: dev accuracy {metrics['metrics']['accuracy']:.4f}")
+    else:
+        teacher = finetune(model=str(ptft.default_checkpoint_path()), output=str(work / "teacher"),
+                           epochs=args.teacher_epochs, **common)
+        payload["models"]["teacher"] = {"dev accuracy": teacher.report["metrics"]["accuracy"],
+                                        "parameters": teacher.model.count_params(), "train s": train_seconds(teacher)}
+        note(f"teacher: dev accuracy {teacher.report['metrics']['accuracy']:.4f}")
+        teacher_dir = work / "teacher"
+        del teacher
+        keras.backend.clear_session()
     cache = work / "teacher_logits"
-    del teacher
-    keras.backend.clear_session()
+    augments = [int(n) for n in str(args.augment).split(",") if n.strip()]
+    seed = args.seed
+    transfer = len(files["transfer_texts"])
+    rows = {n: transfer + augmented_rows(files["transfer_texts"], n, seed) for n in augments}
+    largest = max(rows.values())
 
     for spec in [s for s in args.students.split(",") if s]:
         student, _, epochs = spec.partition("@")
@@ -156,21 +192,35 @@ def main(argv=None):
         if args.deadline_minutes and time.perf_counter() - start > args.deadline_minutes * 60:
             note(f"{student}: not started (deadline of {args.deadline_minutes} min passed)")
             continue
-        name = student.replace(":", "")
-        run = distill(DistillConfig(teacher=str(teacher_dir), student=student, output=str(work / name),
-                                    unlabelled=str(files["unlabelled"]), epochs=epochs, teacher_cache=str(cache),
-                                    **common))
-        steps = run.report["steps"]["step"][-1] if run.report["steps"]["step"] else None
-        transfer = files["unlabelled_rows"] + args.train_rows
-        entry = {"dev accuracy": run.report["metrics"]["accuracy"], "parameters": run.model.count_params(),
-                 "train s": train_seconds(run), "epochs": epochs, "epochs run": len(run.history.get("loss", [])), "steps": steps,
-                 "teacher dev accuracy (same rows)": run.report["teacher"]["metrics"]["accuracy"]}
-        payload["models"][name] = entry
-        note(f"{student} distilled: dev accuracy {entry['dev accuracy']:.4f}")
-        del run
-        keras.backend.clear_session()
-        same_steps = round(epochs * transfer / args.train_rows)
-        alone_epochs = min(args.max_labels_alone_epochs, max(epochs, same_steps))
+        base = student.replace(":", "")
+        unlabelled = None if files["unlabelled"] is None else str(files["unlabelled"])
+        for n in augments:
+            name = base if n == 0 else f"{base}+augment{n}"
+            # the same optimizer steps for every N: fewer epochs over a larger set
+            n_epochs = max(1, round(epochs * largest / rows[n]))
+            run = distill(DistillConfig(teacher=str(teacher_dir), student=student, output=str(work / name),
+                                        unlabelled=unlabelled, epochs=n_epochs, teacher_cache=str(cache), augment=n,
+                                        seed=seed, early_stopping_patience=args.early_stopping_patience, **common))
+            steps = run.report["steps"]["step"][-1] if run.report["steps"]["step"] else None
+            history = run.history.get("val_accuracy", [])
+            entry = {"dev accuracy": run.report["metrics"]["accuracy"], "parameters": run.model.count_params(),
+                     "train s": train_seconds(run), "epochs": n_epochs, "epochs run": len(run.history.get("loss", [])),
+                     "steps": steps, "augment": n, "transfer rows": rows[n],
+                     "best epoch": 1 + history.index(max(history)) if history else None,
+                     "dev accuracy per epoch": [round(v, 4) for v in history],
+                     "teacher dev accuracy (same rows)": run.report["teacher"]["metrics"]["accuracy"]}
+            payload["models"][name] = entry
+            note(f"{name} distilled ({rows[n]} transfer rows, {n_epochs} epochs): dev accuracy "
+                 f"{entry['dev accuracy']:.4f}")
+            del run
+            keras.backend.clear_session()
+        if args.skip_labels_alone:
+            continue
+        name, entry = base, payload["models"].get(base)
+        if entry is None:
+            continue
+        same_steps = round(entry["epochs"] * transfer / args.train_rows)
+        alone_epochs = min(args.max_labels_alone_epochs, max(entry["epochs"], same_steps))
         alone = distill(DistillConfig(teacher=str(teacher_dir), student=student, output=str(work / f"{name}_labels"),
                                       alpha=1.0, epochs=alone_epochs, teacher_cache=str(cache), **common))
         entry.update({"labels alone": alone.report["metrics"]["accuracy"], "labels alone epochs": alone_epochs,
@@ -181,6 +231,12 @@ def main(argv=None):
         del alone
         keras.backend.clear_session()
 
+    if args.skip_serving:
+        payload["load_average"] = os.getloadavg()
+        payload["minutes"] = round((time.perf_counter() - start) / 60, 1)
+        print_table([{"model": n, **m} for n, m in payload["models"].items() if "augment" in m], AUGMENT_COLUMNS)
+        write_json(args.output, payload)
+        return
     dev_texts, _ = read_tsv(data / "dev.tsv")
     names = list(payload["models"])
     signatures = {n: serving_signature(work / n, work / "exports" / n) for n in names}

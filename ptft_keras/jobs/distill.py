@@ -121,10 +121,11 @@ class DistillConfig:
     verbose: int = option(1, "Keras progress output: 0 silent, 1 progress bars, 2 one line per epoch")
 
 
-def finetune_config(config: DistillConfig, teacher_info, student_checkpoint: str, from_scratch: bool):
+def finetune_config(config: DistillConfig, teacher_info, student_checkpoint: str, from_scratch: bool,
+                    bilstm: bool = False):
     """The `FinetuneConfig` the skeleton runs: columns default to the teacher's, a random-init student gets
-    `FROM_SCRATCH_LEARNING_RATE` (`BILSTM_LEARNING_RATE` for ``bilstm``) and no head-only stage or layer-wise
-    decay.
+    `FROM_SCRATCH_LEARNING_RATE` (`BILSTM_LEARNING_RATE` for ``bilstm``, whose vocabulary, sizes and word
+    vectors its starting checkpoint already has) and no head-only stage or layer-wise decay.
 
     Example:
         >>> import types
@@ -135,12 +136,14 @@ def finetune_config(config: DistillConfig, teacher_info, student_checkpoint: str
     """
     from ptft_keras.jobs.finetune import FinetuneConfig
 
-    from ptft_keras.jobs.distill_kind import BILSTM
-
     recipe = {}
     if from_scratch:
-        recipe = {"learning_rate": BILSTM_LEARNING_RATE if student_checkpoint == BILSTM else FROM_SCRATCH_LEARNING_RATE,
+        recipe = {"learning_rate": BILSTM_LEARNING_RATE if bilstm else FROM_SCRATCH_LEARNING_RATE,
                   "freeze_steps": 0, "layer_lr_decay": 1.0}
+    classic = {"encoder_options": config.encoder_options, "vocab_size": config.vocab_size,
+               "word_vectors": config.word_vectors}
+    if bilstm:  # built into the starting checkpoint (jobs.distill_kind.student_checkpoint)
+        classic = {}
     if config.learning_rate is not None:
         recipe["learning_rate"] = config.learning_rate
     return FinetuneConfig(
@@ -150,8 +153,7 @@ def finetune_config(config: DistillConfig, teacher_info, student_checkpoint: str
         label_column=config.label_column or teacher_info.label_column, max_train_examples=config.max_train_examples,
         validation_fraction=config.validation_fraction, epochs=config.epochs, batch_size=config.batch_size,
         sequence_length=config.sequence_length, early_stopping_patience=config.early_stopping_patience,
-        seed=config.seed, overwrite=config.overwrite, verbose=config.verbose, encoder_options=config.encoder_options,
-        vocab_size=config.vocab_size, word_vectors=config.word_vectors, **recipe,
+        seed=config.seed, overwrite=config.overwrite, verbose=config.verbose, **classic, **recipe,
     )
 
 
@@ -178,25 +180,37 @@ def distill(config: DistillConfig | None = None, /, **options):
 def run_distill(config: DistillConfig, teacher):
     """Resolve the student and the kind, then run the fine-tuning skeleton; the student's starting checkpoint
     is removed once the model directory is written."""
-    from ptft_keras.jobs.distill_kind import DistillKind, parse_student, student_checkpoint
+    from ptft_keras.jobs.distill_kind import BILSTM, DistillKind, parse_student, student_checkpoint
     from ptft_keras.jobs.finetune import fingerprint, remove_tree, resume_state, run_finetune
     from ptft_keras.jobs.task_kind import load
 
     loaded = load(teacher)
     output = Path(config.output)
     source = parse_student(config.student)[0]
-    init_dir = None if source in ("checkpoint", "bilstm") else output / STUDENT_INIT_DIR
-    finetune = finetune_config(config, loaded[2], str(init_dir or config.student),
-                               from_scratch=source in ("size", "bilstm"))
+    init_dir = None if source == "checkpoint" else output / STUDENT_INIT_DIR
+    finetune = finetune_config(config, loaded[2], str(init_dir or config.student), from_scratch=source != "checkpoint",
+                               bilstm=source == BILSTM)
     resume_state(output, finetune, fingerprint(finetune))  # a finished directory is refused before any work
-    _, described, _ = student_checkpoint(config.student, loaded, init_dir, seed=config.seed)
     kind = DistillKind(
         loaded, unlabelled=config.unlabelled, unlabelled_column=config.unlabelled_column,
         max_unlabelled=config.max_unlabelled_examples, temperature=config.temperature, alpha=config.alpha,
         soft_loss=config.soft_loss, cache_dir=config.teacher_cache or output / TEACHER_CACHE_DIR,
-        student={"student": config.student, "student_init": described},
         augmentation=augmentation(config, loaded[1]),
     )
+    texts, bilstm = None, None
+    if source == BILSTM:  # its vocabulary: learnt from the transfer set as read, without the augmented copies
+        from types import SimpleNamespace
+
+        from ptft_keras.jobs.encoder_loading import training_texts
+
+        transfer = kind.read_splits(finetune).train
+        texts = training_texts(SimpleNamespace(train=transfer.select(range(kind.parts[0][1]))),
+                               finetune.text_normalization)
+        bilstm = {"vocab_size": config.vocab_size, "encoder_options": config.encoder_options,
+                  "word_vectors": config.word_vectors, "sequence_length": config.sequence_length}
+    _, described, _ = student_checkpoint(config.student, loaded, init_dir, seed=config.seed, texts=texts,
+                                         bilstm=bilstm)
+    kind.student = {"student": config.student, "student_init": described}
     result = run_finetune(finetune, kind)
     if init_dir is not None:
         remove_tree(init_dir)

@@ -19,7 +19,8 @@ What it changes against `SequenceKind` (classification):
 Students (`student_checkpoint`): a BERT size from `models.sizes.NAMED_SIZES` (random init, the teacher's
 vocabulary), ``teacher:N`` (N of the teacher's blocks, spread evenly from the bottom as DistilBERT took
 every other one; ``teacher:0,2,4`` names them), ``bilstm`` (a random `models.bilstm.BiLSTMEncoder` on a
-WordPiece vocabulary learnt from the transfer set, as `ptft finetune --model bilstm` builds it), or any
+WordPiece vocabulary learnt from the transfer set without its augmented copies, as `ptft finetune --model
+bilstm` builds it), or any
 checkpoint path (its own tokenizer; a BiLSTM directory too).
 
 Augmentation (`augmentation`, Tang et al. 2019): `copies` masked / n-gram-sampled copies of every text of the
@@ -116,12 +117,16 @@ def backbone_from_layers(backbone, layers):
     return student
 
 
-def student_checkpoint(spec: str, teacher, directory, *, seed: int = 0) -> tuple[str, str, bool]:
+def student_checkpoint(spec: str, teacher, directory, *, seed: int = 0, texts=None,
+                       bilstm: dict | None = None) -> tuple[str, str, bool]:
     """Write the student's starting checkpoint (HF layout, with the teacher's tokenizer) into `directory`.
 
     Returns `(checkpoint for --model, what it is in words, whether it starts from random weights)`; a
-    checkpoint path, or ``bilstm`` (built by the skeleton's encoder loading, `jobs.encoder_loading`), is
-    returned as it is (nothing written).
+    checkpoint path is returned as it is (nothing written). A ``bilstm`` student is a random
+    `BiLSTMEncoder` saved with its own tokenizer, a WordPiece vocabulary learnt from `texts` (the transfer
+    set without its augmented copies: repeated words would pass the vocabulary's minimum count, and masks
+    add none) as `jobs.encoder_loading.classic_encoder` builds it; `bilstm` holds its `vocab_size`,
+    `encoder_options` and `word_vectors`.
     """
     import keras
 
@@ -129,8 +134,14 @@ def student_checkpoint(spec: str, teacher, directory, *, seed: int = 0) -> tuple
 
     kind, value = parse_student(spec)
     if kind == "bilstm":
-        return BILSTM, ("a random BiLSTM (models.bilstm) with a WordPiece vocabulary learnt from the transfer set's "
-                        "texts"), True
+        from ptft_keras.jobs.encoder_loading import classic_encoder
+
+        keras.utils.set_random_seed(seed)
+        encoder, tokenizer = classic_encoder(BILSTM, texts, **(bilstm or {}))
+        encoder.save_pretrained(directory, tokenizer=tokenizer)
+        return str(directory), (f"a random BiLSTM (embedding {encoder.embedding_dim}, hidden {encoder.hidden_dim}) "
+                                f"on a WordPiece vocabulary of {tokenizer.vocab_size} entries learnt from the "
+                                f"{len(texts)} texts of the transfer set"), True
     if kind == "checkpoint":
         if not Path(value).exists():
             raise ConfigError(f"student: {value!r} is neither a size ({', '.join(NAMED_SIZES)}), teacher:N, nor an "

@@ -193,6 +193,14 @@ def test_a_bilstm_student_is_distilled_evaluated_and_exported(toy, tmp_path):
     served = tf.saved_model.load(out.strip().splitlines()[-1]).signatures["serving_default"](text=tf.constant(texts))
     np.testing.assert_allclose(served["logits"].numpy(), predict_logits(model, tokenizer, info, texts), atol=1e-4)
 
+    # augmented copies repeat the transfer set's words (and add masks): the vocabulary is learnt without them
+    augmented = distill(teacher=str(toy.teacher), train=str(toy.root / "train.tsv"),
+                        validation=str(toy.root / "dev.tsv"), output=str(tmp_path / "augmented"), student="bilstm",
+                        unlabelled=str(toy.root / "more.txt"), encoder_options="embedding_dim=16,lstm_units=8",
+                        vocab_size=200, augment=3, epochs=1, batch_size=16, verbose=0)
+    assert augmented.info.training_config["distillation"]["transfer_set"]["augmented"]["rows"] > 0
+    assert augmented.tokenizer.vocabulary == tokenizer.vocabulary
+
 
 def test_bilstm_options_need_a_bilstm_student(toy, tmp_path):
     with pytest.raises(ConfigError, match="--vocab-size apply to BiLSTM encoders"):
