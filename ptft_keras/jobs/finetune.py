@@ -219,9 +219,9 @@ def finetune_in(workdir, config: FinetuneConfig, kind, clock, strategy, checkpoi
     output = workdir.local
     chief = is_chief(strategy)
     options = {**fingerprint(config), **kind.fingerprint_extra(config)}
-    if chief:
-        workdir.pull()
-    resume = resume_state(output, config, options) if chief else None  # before any work: a finished dir is refused
+    workdir.pull()  # every worker: a resumed run restores the chief's backup on each of them
+    # before any work: a finished dir is refused (by the chief; the other workers only read the backup)
+    resume = resume_state(output, config, options) if chief else worker_resume_state(output, config)
 
     with clock.phase("data"):
         splits = kind.read_splits(config)
@@ -309,6 +309,15 @@ def resume_state(output: Path, config: FinetuneConfig, options: dict) -> dict | 
         raise ConfigError(f"output: {output} holds an unfinished run with other options ({', '.join(changed)}); "
                           "rerun with the same options to resume it, or pass --overwrite to start over")
     return state
+
+
+def worker_resume_state(output: Path, config: FinetuneConfig) -> dict | None:
+    """`resume_state` of a non-chief worker of a multi-worker job: the chief's backup state, read only (the
+    chief alone checks, clears and writes the directory). Without it such a worker would start from step 0
+    while the chief resumes, and the job would hang on mismatched steps."""
+    from ptft_keras.training.finetune_backup import read_backup_state
+
+    return None if config.overwrite else read_backup_state(output / BACKUP_DIR)
 
 
 def fit_resumably(model, config: FinetuneConfig, kind, prepared, output: Path, resume: dict | None, *,

@@ -228,8 +228,22 @@ def test_multilabel_long_texts_in_windows(tmp_path):
     assert {"f1", "micro_f1", "subset_accuracy"} <= set(result.report["metrics"])
 
 
+@pytest.fixture
+def mirrored(two_cpus, monkeypatch):
+    """`--strategy mirrored` over the 2 logical CPUs with `ReductionToOneDevice`: the job's own MirroredStrategy
+    all-reduces with collective ops, whose keys collide between the strategy objects of one process (a second
+    mirrored job in the same test process fails with mismatched all-reduce shapes; separate processes, as
+    users run jobs, do not share keys)."""
+    from ptft_keras.training import strategy as strategies
+
+    original = strategies.resolve
+    mirrored = tf.distribute.MirroredStrategy(two_cpus, cross_device_ops=tf.distribute.ReductionToOneDevice())
+    monkeypatch.setattr(strategies, "resolve", lambda name, **kw: mirrored if name == "mirrored" else original(name, **kw))
+    return mirrored
+
+
 @pytest.mark.slow  # distributed train functions trace slowly: ~40 s on 2 busy CPU cores
-def test_mirrored_strategy(tmp_path, two_cpus):
+def test_mirrored_strategy(tmp_path, mirrored):
     """The same code path under MirroredStrategy over 2 logical CPUs, unfreezing after the first epoch."""
     write_tsv(tmp_path / "train.tsv", sentiment_rows(32, seed=8))
     result, out = finetune_quietly(
@@ -355,6 +369,22 @@ def test_an_object_store_output_holds_everything_and_resumes_there(resumable, mo
     assert {"model.keras", "metrics.json", "training_config.json", "labels.json", "curves.png"} <= names
     assert any(name.startswith("events.out.tfevents") for name in names)
     assert not tf.io.gfile.exists(f"{output}/.resume")
+
+
+def test_a_non_chief_worker_resumes_from_the_chiefs_backup_without_touching_it(tmp_path):
+    """In a multi-worker job every worker resumes at the chief's backup (a worker starting at step 0 beside a
+    resumed chief would hang the job); only the chief checks options, clears or writes the directory."""
+    from ptft_keras.jobs.finetune import BACKUP_DIR, worker_resume_state
+    from ptft_keras.training.callbacks import write_json_atomic
+    from ptft_keras.training.finetune_backup import STATE_FILE
+
+    state = {"step": 7, "epoch": 1, "batch": 2, "fingerprint": {"learning_rate": 1.0}}
+    write_json_atomic(tmp_path / BACKUP_DIR / STATE_FILE, state)
+    (tmp_path / "logs").mkdir()
+    assert worker_resume_state(tmp_path, FinetuneConfig(learning_rate=5e-3)) == state
+    assert worker_resume_state(tmp_path, FinetuneConfig(overwrite=True)) is None
+    assert (tmp_path / BACKUP_DIR / STATE_FILE).is_file() and (tmp_path / "logs").is_dir()
+    assert worker_resume_state(tmp_path / "elsewhere", FinetuneConfig()) is None
 
 
 def test_a_file_system_tensorflow_cannot_open_is_a_clear_error(small):
@@ -558,7 +588,7 @@ def test_mirrored_replicas_get_disjoint_batches_and_a_resume_continues_the_epoch
 
 
 @pytest.mark.slow  # distributed train functions trace slowly: ~40 s on 2 busy CPU cores
-def test_mirrored_fine_tuning_feeds_each_replica_its_share(resumable, monkeypatch, two_cpus, tmp_path):
+def test_mirrored_fine_tuning_feeds_each_replica_its_share(resumable, monkeypatch, mirrored, tmp_path):
     """Under MirroredStrategy the input is one pipeline per worker (`SequenceKind.sharded_input`), with the
     steps of one device: 36 rows, global batch 8, 5 steps an epoch, 15 for the LR schedule."""
     sharded = []
@@ -570,10 +600,9 @@ def test_mirrored_fine_tuning_feeds_each_replica_its_share(resumable, monkeypatc
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="resuming under MirroredStrategy fails in fit_resumably's second fit (a "
-                   "collective reduces head-only gradients on one replica, all gradients on the other), with the "
-                   "plain Keras-distributed input too")
-def test_a_killed_mirrored_run_resumes_exactly(resumable, monkeypatch, two_cpus, tmp_path):
+def test_a_killed_mirrored_run_resumes_exactly(resumable, monkeypatch, mirrored, tmp_path):
+    """Under MirroredStrategy (one input pipeline, two replicas) a run killed mid-epoch resumes to the weights of
+    an unbroken mirrored run."""
     options = {**resumable.options, "strategy": "mirrored"}
     unbroken = finetune(output=str(tmp_path / "unbroken"), **options)
     output = tmp_path / "killed"
