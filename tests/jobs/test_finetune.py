@@ -550,7 +550,7 @@ def test_pipeline_rows_cover_the_epoch_in_equal_disjoint_shares(pipelines, repli
             assert np.bincount(everything).max() <= 2 and len(everything) - rows < batch_size
 
 
-def test_a_batch_that_does_not_split_across_replicas_is_a_config_error(small, two_cpus):
+def test_a_batch_that_does_not_split_across_replicas_is_a_config_error(small, mirrored):
     with pytest.raises(ConfigError, match="not a positive multiple of the 4 replicas in sync; use e.g. 28 or 32"):
         SequenceKind().datasets(FinetuneConfig(batch_size=30), None, None, None, padding="bucket",
                                 drop_remainder=False, strategy=SimpleNamespace(num_replicas_in_sync=4))
