@@ -121,7 +121,8 @@ def max_diff(a, b) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=10, help="kills per job")
+    parser.add_argument("--kills", type=int, default=10, help="kills per job (a run that finishes before its kill "
+                        "is recorded and another moment drawn)")
     parser.add_argument("--jobs", default="finetune,pretrain")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "kill_resume.json"))
@@ -138,7 +139,9 @@ def main() -> None:
             reference = outcome(job, unbroken_dir, log)
             training_s = unbroken_s - (first_backup_s or 0.0)
             print(f"{job}: unbroken run {unbroken_s:.0f} s, first backup after {first_backup_s or 0:.0f} s", flush=True)
-            for kill in range(args.kills):
+            kill, landed = -1, 0
+            while landed < args.kills and kill < 3 * args.kills:  # a run that ends before its kill is drawn again
+                kill += 1
                 output = folder / f"{job}-kill-{kill}"
                 # Start-up time varies with the machine's load: the kill comes a seeded random fraction of the
                 # unbroken run's training time after this run's first backup, so every kill lands in training.
@@ -158,6 +161,7 @@ def main() -> None:
                     killed = True
                 if killed and job == "finetune" and (output / "model.keras").exists() and not (output / ".resume").exists():
                     killed = False  # the kill came after the run had written its model directory
+                landed += killed
                 if not killed:
                     rows.append({"job": job, "kill": kill, "killed_after_s": None, "resumed": False, "finished": True,
                                  "corrupted": False, "metric_diff": None, "weight_diff": None,
