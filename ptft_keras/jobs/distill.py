@@ -51,7 +51,9 @@ DEFAULT_STUDENT = "tiny"
 FROM_SCRATCH_LEARNING_RATE = 5e-4
 #: a random-init BiLSTM student's (as `ptft finetune --model bilstm`: jobs.encoder_loading.CLASSIC_DEFAULTS)
 BILSTM_LEARNING_RATE = 1e-3
-#: augmented copies per transfer-set text (`--augment`); see benchmarks/RESULTS.md (distillation)
+#: augmented copies per transfer-set text (`--augment`). Measured on SST-2 (benchmarks/RESULTS.md, 3,000 labelled
+#: rows, same student steps, seeds 0 and 1): 4 copies gave the BiLSTM +1.5 / +0.9 points but `tiny` (the default
+#: student) +1.3 / -0.6, within noise, while each copy costs a teacher pass over the transfer set: off by default.
 DEFAULT_AUGMENT = 0
 STUDENT_INIT_DIR = "student_init"
 TEACHER_CACHE_DIR = "teacher_logits"
