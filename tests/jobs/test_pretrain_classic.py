@@ -156,6 +156,19 @@ def test_mlm_on_a_fresh_bilstm_starts_from_word2vec_vectors_unless_switched_off(
     assert np.abs(on).mean() > 3 * np.abs(off).mean()  # word2vec vectors, not the small random init
 
 
+def test_mlm_default_is_the_two_command_recipe_word2vec_then_mlm(tmp_path):
+    """`--objective mlm` on a fresh BiLSTM == `--objective word2vec`, then `--objective mlm --model W2V/backbone`
+    (the benchmark's mlm_w2v): the same weights."""
+    corpus = write_corpus(tmp_path / "corpus.txt")
+    run(Config(corpus=str(corpus), output=str(tmp_path / "one"), objective="mlm", max_steps=3))
+    run(Config(corpus=str(corpus), output=str(tmp_path / "w2v"), objective="word2vec"))
+    run(Config(corpus=str(corpus), output=str(tmp_path / "two"), objective="mlm", max_steps=3,
+               model=str(tmp_path / "w2v" / "backbone"), encoder_options=None, vocab_size=None))
+    one = BiLSTMEncoder.from_pretrained(tmp_path / "one" / "backbone").get_weights()
+    two = BiLSTMEncoder.from_pretrained(tmp_path / "two" / "backbone").get_weights()
+    assert len(one) == len(two) and all(np.allclose(a, b, atol=1e-6) for a, b in zip(one, two))
+
+
 KILLED_RUN = """
 import sys, types
 sys.path.insert(0, {tests!r})
