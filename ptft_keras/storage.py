@@ -36,6 +36,8 @@ from ptft_keras.errors import ConfigError
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 #: where `local_copy` keeps remote checkpoints and model directories (one folder per remote path)
 CACHE_DIR = Path(os.environ.get("PTFT_CACHE", Path.home() / ".cache" / "ptft_keras")) / "remote"
+#: model-hub ids written as URLs: `local_copy` leaves them to the checkpoint loaders
+HUB_SCHEMES = ("hf://", "kaggle://", "modelscope://")
 _FETCHED: dict[str, Path] = {}  # remote path -> its local copy, fetched once per process
 
 
@@ -190,10 +192,12 @@ def copy_tree_down(source: str, target: Path) -> None:
 
 def local_copy(path, what: str = "model") -> Path:
     """A local path holding what remote `path` holds (a directory or a file), fetched into `CACHE_DIR`;
-    a local `path` is returned as is. Each process fetches a path once; the copy is replaced whole
+    a local `path` (and a model-hub id, `HUB_SCHEMES`) is returned as is. Each process fetches a path once; the copy is replaced whole
     (fetched beside it, then renamed), so a killed fetch never leaves a half copy in its place."""
     if not is_remote(path):
         return Path(path)
+    if str(path).startswith(HUB_SCHEMES):
+        return path  # a model hub's id, resolved by its loader, not a file system
     path = str(path).rstrip("/")
     if path in _FETCHED and _FETCHED[path].exists():
         return _FETCHED[path]

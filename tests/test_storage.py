@@ -55,5 +55,6 @@ def test_local_copy_fetches_a_remote_directory_once_per_process(tmp_path, monkey
     put("ram://storage-tests/model/late.txt", b"")
     assert storage.local_copy("ram://storage-tests/model") == local and not (local / "late.txt").exists()
     assert storage.local_copy(tmp_path) == tmp_path  # a local path is used in place
+    assert storage.local_copy("hf://org/model") == "hf://org/model"  # hub ids are the loaders' business
     with pytest.raises(ConfigError, match="model: ram://storage-tests/none does not exist"):
         storage.local_copy("ram://storage-tests/none")

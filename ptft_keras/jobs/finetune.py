@@ -47,7 +47,7 @@ from ptft_keras.data.text_rewrites import MODES as TEXT_NORMALIZATIONS
 from ptft_keras.data.truncation_rules import AUTO, TRUNCATIONS, WINDOW_POOLINGS
 from ptft_keras.errors import ConfigError
 from ptft_keras.jobs.kinds import TASKS, kind_for
-from ptft_keras.jobs.remote import Workdir, is_remote
+from ptft_keras.jobs.remote import Workdir
 from ptft_keras.training.strategy import STRATEGIES
 
 PADDINGS = ("auto", "dynamic", "bucket", "fixed")
@@ -200,10 +200,9 @@ def run_finetune(config: FinetuneConfig, kind) -> FinetuneResult:
     strategy = resolve(config.strategy, tpu=config.tpu)
     check_strategy(config, strategy)
     checkpoint = config.model or str(default_checkpoint())
-    if is_remote(checkpoint):  # gs://...: fetched into a local cache once (Keras, safetensors read local files)
-        from ptft_keras.storage import local_copy
+    from ptft_keras.storage import local_copy
 
-        checkpoint = str(local_copy(checkpoint, "model"))
+    checkpoint = str(local_copy(checkpoint, "model"))  # gs://...: fetched once (Keras, safetensors read local files)
     workdir = Workdir(config.output)  # gs://, ram://, ...: a local mirror, pushed after each backup and at the end
     try:
         return finetune_in(workdir, config, kind, clock, strategy, checkpoint)

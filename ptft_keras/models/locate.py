@@ -59,8 +59,7 @@ class CheckpointLocation:
 def locate_checkpoint(path_or_id, allow_pickle: bool = False) -> CheckpointLocation:
     """Classify `path_or_id`, downloading a Hugging Face Hub id into the local cache when online (and a
     ``gs://`` path into `storage.CACHE_DIR`)."""
-    if storage.is_remote(path_or_id) and not str(path_or_id).startswith(("hf://", *_KERAS_HUB_SCHEMES)):
-        path_or_id = storage.local_copy(path_or_id, "model")
+    path_or_id = storage.local_copy(path_or_id, "model")
     path = Path(os.fspath(path_or_id)).expanduser()
     if path.is_file():
         if path.suffix == ".keras":
