@@ -18,8 +18,11 @@ def _batches(n, batch_size, rng):
 
 
 def transformers_classifier(checkpoint, train, dev, *, batch_size=32, epochs=1, lr=1e-4, padding="dynamic",
-                            max_length=64, seed=0, warmup_ratio=0.1):
-    """Fine-tune `AutoModelForSequenceClassification`; padding "dynamic" (longest in batch) or "max_length"."""
+                            max_length=64, seed=0, warmup_ratio=0.1, dev_every_epoch=False):
+    """Fine-tune `AutoModelForSequenceClassification`; padding "dynamic" (longest in batch) or "max_length".
+
+    `dev_every_epoch`: also score dev after every epoch (``dev_accuracy_per_epoch``; not in the timing).
+    """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -34,7 +37,13 @@ def transformers_classifier(checkpoint, train, dev, *, batch_size=32, epochs=1, 
     rng = np.random.default_rng(seed)
     model.train()
     start = time.perf_counter()
-    for _ in range(epochs):
+    per_epoch, scoring = [], 0.0
+    for epoch in range(epochs):
+        if dev_every_epoch and epoch:
+            mark = time.perf_counter()
+            per_epoch.append(_torch_accuracy(model, tok, dev, max_length))
+            model.train()
+            scoring += time.perf_counter() - mark
         for idx in _batches(len(texts), batch_size, rng):
             enc = tok([texts[i] for i in idx], padding=pad, truncation=True, max_length=max_length,
                       return_tensors="pt")
@@ -44,7 +53,17 @@ def transformers_classifier(checkpoint, train, dev, *, batch_size=32, epochs=1, 
             opt.step()
             sched.step()
             opt.zero_grad()
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start - scoring
+    accuracy = _torch_accuracy(model, tok, dev, max_length)
+    result = {"train_seconds": seconds, "examples_per_s": epochs * len(texts) / seconds, "dev_accuracy": accuracy}
+    if dev_every_epoch:
+        result["dev_accuracy_per_epoch"] = [*per_epoch, accuracy]
+    return result
+
+
+def _torch_accuracy(model, tok, dev, max_length):
+    import torch
+
     model.eval()
     correct = 0
     with torch.no_grad():
@@ -52,8 +71,7 @@ def transformers_classifier(checkpoint, train, dev, *, batch_size=32, epochs=1, 
             enc = tok(dev[0][i : i + 64], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
             pred = model(**enc).logits.argmax(-1).numpy()
             correct += int((pred == np.asarray(dev[1][i : i + 64])).sum())
-    return {"train_seconds": seconds, "examples_per_s": epochs * len(texts) / seconds,
-            "dev_accuracy": correct / len(dev[0])}
+    return correct / len(dev[0])
 
 
 def keras_hub_classifier(checkpoint, train, dev, *, batch_size=32, epochs=1, lr=1e-4, sequence_length=64, seed=0):

@@ -93,6 +93,12 @@ class FinetuneConfig:
         None, "unfreeze only the top N transformer blocks (1: the recipe 'freeze every encoder layer but the last'); "
         "the blocks below and the embeddings stay frozen for the whole run (default: everything is unfrozen)"
     )
+    pooling: str = option(
+        "auto", "sequence tasks: what the head reads: 'pooled' (BERT's pooler over [CLS], as transformers' "
+        "BertForSequenceClassification), 'cls' (the [CLS] vector), 'mean' (over real tokens); auto: pooled when the "
+        "encoder has a pooler, else cls on transformers and mean on other encoders",
+        choices=("auto", "pooled", "cls", "mean"))
+    head_dropout: float = option(0.1, "dropout rate on the head's input (classification and token tasks)")
     layer_lr_decay: float = option(0.9, "layer-wise learning-rate decay: each block further down gets this factor (1: off)", positive=True)
     early_stopping_patience: int = option(
         2, "stop after this many epochs without a better validation metric (0: never stop early); the best epoch's weights are restored either way"
@@ -177,6 +183,8 @@ def finetune(config: FinetuneConfig | None = None, /, **options) -> FinetuneResu
         raise ConfigError("finetune needs training data: pass train=FILE (--train FILE)")
     if not config.output:
         raise ConfigError("finetune needs an output directory: pass output=DIR (--output DIR)")
+    if not 0 <= config.head_dropout < 1:
+        raise ConfigError(f"head_dropout must be in [0, 1), got {config.head_dropout}")
     return run_finetune(config, kind_for(config.task))
 
 
@@ -383,10 +391,11 @@ def fit_resumably(model, config: FinetuneConfig, kind, prepared, output: Path, r
             stopping.defer_restore = False
             stopping.resume_with(stopping.resume_state(), stopping.best_weights)
         freeze.resume_from = int(keras_step(model)) if schedule.unit == "step" else epoch
-    if epoch < config.epochs and not model.stop_training:
+    stopped = model.stop_training or (stopping is not None and stopping.stopped_before_resume())
+    if epoch < config.epochs and not stopped:
         model.fit(prepared.train, initial_epoch=epoch, epochs=config.epochs, **fit)
-    elif stopping is not None and stopping.best_weights is not None:
-        model.set_weights(stopping.best_weights)
+    elif stopping is not None:  # nothing left to train (resumed at the last epoch's end or an early stop)
+        stopping.restore_without_fit(model)
     return {**backup.history, "_step_log": step_log}
 
 

@@ -444,7 +444,8 @@ class SequenceKind(TaskKind):
         from ptft_keras.tasks.sequence_classifier import SequenceClassifier
 
         return SequenceClassifier(backbone, label_names=label_names or None, num_labels=None if label_names else 1,
-                                  problem_type=SEQUENCE_TASKS[config.task])
+                                  problem_type=SEQUENCE_TASKS[config.task], pooling=getattr(config, "pooling", "auto"),
+                                  dropout=getattr(config, "head_dropout", 0.1))
 
     def monitor(self, config) -> tuple[str, str]:
         return super().monitor(config) if config.monitor or config.task != "classification" else ("val_accuracy", "max")

@@ -191,3 +191,15 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     def on_train_end(self, logs=None):
         if not self.defer_restore:
             super().on_train_end(logs)
+
+    def stopped_before_resume(self) -> bool:
+        """Whether the run being resumed had already stopped early (its last backup is the stopping epoch's)."""
+        state = self._resumed[0] if self._resumed else None
+        return bool(state) and state["wait"] >= self.patience  # Keras stops at the epoch end where wait reaches it
+
+    def restore_without_fit(self, model) -> None:
+        """Put the best weights back when no further `fit` runs: a run resumed from the backup made at its
+        last epoch's end (or at its early stop) restores them here, as `on_train_end` would have."""
+        weights = self.best_weights if self.best_weights is not None else (self._resumed or (None, None))[1]
+        if self.restore_best_weights and weights is not None:
+            model.set_weights(weights)

@@ -267,6 +267,21 @@ def test_xla(tmp_path):
     assert len(result.history["loss"]) == 2 and result.report["count"] == 6
 
 
+def test_pooling_and_head_dropout_reach_the_model_and_its_saved_config(tmp_path):
+    write_tsv(tmp_path / "train.tsv", sentiment_rows(24, seed=4))
+    result, _ = finetune_quietly(
+        model=str(write_tiny_checkpoint(tmp_path / "ckpt")), train=str(tmp_path / "train.tsv"), text_column="sentence",
+        output=str(tmp_path / "run"), pooling="mean", head_dropout=0.0, epochs=1, batch_size=8, verbose=0,
+    )
+    assert (result.model.pooling, result.model.get_config()["dropout"]) == ("mean", 0.0)
+    assert result.info.training_config["pooling"] == "mean"
+    with pytest.raises(ConfigError, match="head_dropout must be in"):
+        finetune(train=str(tmp_path / "train.tsv"), output=str(tmp_path / "bad"), head_dropout=1.0)
+    with pytest.raises(SystemExit) as exit_:
+        cli("finetune", "--train", tmp_path / "train.tsv", "--output", tmp_path / "bad", "--pooling", "max")
+    assert exit_.value.code == 2
+
+
 def test_freeze_schedule_from_the_options():
     from ptft_keras.jobs.finetune import freeze_schedule
 
@@ -331,6 +346,55 @@ def test_a_killed_run_resumes_where_its_last_backup_was_and_ends_as_an_unbroken_
         np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
     assert resumed.history["val_accuracy"] == pytest.approx(resumable.unbroken.history["val_accuracy"], abs=1e-6)
     assert resumed.report["metrics"] == pytest.approx(resumable.unbroken.report["metrics"], abs=1e-5)
+
+
+def test_a_run_killed_after_its_last_backup_restores_the_best_epoch_as_an_unbroken_one(resumable, monkeypatch,
+                                                                                       capsys):
+    """Killed after the last epoch's backup, before the best weights were put back (found by
+    benchmarks/kill_resume.py: the rerun, with nothing left to train, kept the last epoch's weights)."""
+    from ptft_keras.training.finetune_backup import ResumableEarlyStopping
+
+    history = resumable.unbroken.history["val_accuracy"]
+    assert history.index(max(history)) < len(history) - 1  # the best epoch (the first of ties) is not the last
+    output = resumable.root / "killed-after-training"
+
+    def dying(self, logs=None):
+        raise Killed("after the last backup")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ResumableEarlyStopping, "on_train_end", dying)
+        with pytest.raises(Killed):
+            finetune(output=str(output), **resumable.options)
+    capsys.readouterr()
+    resumed = finetune(output=str(output), **resumable.options)
+    assert "optimizer step 15 of 15" in capsys.readouterr().out
+    for mine, theirs in zip(weights_of(resumed), weights_of(resumable.unbroken)):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
+    assert resumed.report["metrics"] == pytest.approx(resumable.unbroken.report["metrics"], abs=1e-5)
+
+
+def test_a_run_killed_after_stopping_early_does_not_train_on(tmp_path, monkeypatch):
+    from ptft_keras.training.finetune_backup import ResumableEarlyStopping
+
+    write_tsv(tmp_path / "train.tsv", sentiment_rows(32, seed=2))
+    options = dict(model=str(write_tiny_checkpoint(tmp_path / "ckpt")), train=str(tmp_path / "train.tsv"),
+                   text_column="sentence", validation_fraction=0.25, epochs=8, batch_size=8, learning_rate=1e-6,
+                   early_stopping_patience=1, seed=1, verbose=0, padding="dynamic")
+    unbroken = finetune(output=str(tmp_path / "unbroken"), **options)
+    ran = len(unbroken.history["loss"])
+    assert ran < 8  # it stopped early
+
+    def dying(self, logs=None):
+        raise Killed("after the early stop")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ResumableEarlyStopping, "on_train_end", dying)
+        with pytest.raises(Killed):
+            finetune(output=str(tmp_path / "killed"), **options)
+    resumed = finetune(output=str(tmp_path / "killed"), **options)
+    assert len(resumed.history["loss"]) == ran
+    for mine, theirs in zip(weights_of(resumed), weights_of(unbroken)):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
 
 
 def test_a_finished_directory_is_kept_unless_overwrite(resumable):
