@@ -133,6 +133,8 @@ class FinetuneConfig:
     steps_per_execution: int = option(1, "optimizer steps per call into the compiled train step (TPUs: 32 or more "
                                       "saves a host round trip per step; backups and logs still count steps)",
                                       positive=True)
+    deterministic: bool = option(False, "bitwise-reproducible kernels (enable_op_determinism; slower), e.g. to "
+                                 "compare a resumed run with an unbroken one exactly")
     precision: str = option("float32", "compute dtype of the encoder: mixed_bfloat16 on TPUs and recent GPUs, "
                             "mixed_float16 on older GPUs (adds loss scaling); float32 on CPUs", choices=PRECISIONS)
     log_every: int = option(10, "optimizer steps between TensorBoard step scalars and points of the loss curve",
@@ -205,6 +207,10 @@ def run_finetune(config: FinetuneConfig, kind) -> FinetuneResult:
     clock.mark_startup()
     config = kind.with_defaults(config)
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     strategy = resolve(config.strategy, tpu=config.tpu)
     check_strategy(config, strategy)
     checkpoint = config.model or str(default_checkpoint())
@@ -311,7 +317,9 @@ def resume_state(output: Path, config: FinetuneConfig, options: dict) -> dict | 
         remove_tree(output / LOG_DIR)  # a run killed before its first backup: its curves start over too
         return None
     wanted, saved = options, state.get("fingerprint") or {}
-    changed = sorted(k for k in set(wanted) | set(saved) if wanted.get(k) != saved.get(k))
+    # an option added after the backup was written counts as unchanged at its default
+    defaults = {f.name: f.default for f in dataclasses.fields(FinetuneConfig)}
+    changed = sorted(k for k in set(wanted) | set(saved) if wanted.get(k) != saved.get(k, defaults.get(k)))
     if changed:
         raise ConfigError(f"output: {output} holds an unfinished run with other options ({', '.join(changed)}); "
                           "rerun with the same options to resume it, or pass --overwrite to start over")

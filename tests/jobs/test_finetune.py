@@ -417,6 +417,31 @@ def test_an_unfinished_run_with_other_options_is_not_mixed(resumable, monkeypatc
     assert not (output / ".resume").exists() and (output / "model.keras").is_file()
 
 
+def test_a_backup_from_before_an_option_existed_resumes_when_the_option_is_at_its_default(resumable, monkeypatch):
+    import tensorflow as tf
+
+    output = resumable.root / "older-backup"
+    with monkeypatch.context() as patch:
+        kill_at(patch, 3)
+        with pytest.raises(Killed):
+            finetune(output=str(output), **resumable.options)
+    state_file = output / ".resume" / "state.json"
+    state = json.loads(state_file.read_text())
+    for newer in ("pooling", "head_dropout", "deterministic"):
+        del state["fingerprint"][newer]
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ConfigError, match=r"other options \(pooling\)"):
+        finetune(output=str(output), **{**resumable.options, "pooling": "mean"})
+    calls = []
+    monkeypatch.setattr(tf.config.experimental, "enable_op_determinism", lambda: calls.append(True))
+    with pytest.raises(ConfigError, match=r"other options \(deterministic\)"):  # checked after the switch
+        finetune(output=str(output), **{**resumable.options, "deterministic": True})
+    assert calls == [True]
+    resumed = finetune(output=str(output), **resumable.options)
+    for mine, theirs in zip(weights_of(resumed), weights_of(resumable.unbroken)):
+        np.testing.assert_allclose(mine, theirs, atol=1e-5, rtol=0)
+
+
 def test_an_object_store_output_holds_everything_and_resumes_there(resumable, monkeypatch):
     """TensorFlow's in-memory file system stands in for gs://: the backup reaches it while training, a killed
     run resumes from it, and the finished model directory, report and TensorBoard logs end up there."""
