@@ -314,6 +314,14 @@ def kill_at(monkeypatch, step):
     monkeypatch.setattr(StepLog, "on_train_batch_end", dying)
 
 
+def killed_at(monkeypatch, step, **options):
+    """A fine-tuning run killed at optimizer step `step`."""
+    with monkeypatch.context() as patch:
+        kill_at(patch, step)
+        with pytest.raises(Killed):
+            finetune(**options)
+
+
 @pytest.fixture(scope="module")
 def resumable(tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")
@@ -407,10 +415,7 @@ def test_a_finished_directory_is_kept_unless_overwrite(resumable):
 
 def test_an_unfinished_run_with_other_options_is_not_mixed(resumable, monkeypatch):
     output = resumable.root / "other-options"
-    with monkeypatch.context() as patch:
-        kill_at(patch, 3)
-        with pytest.raises(Killed):
-            finetune(output=str(output), **resumable.options)
+    killed_at(monkeypatch, 3, output=str(output), **resumable.options)
     with pytest.raises(ConfigError, match=r"other options \(learning_rate\)"):
         finetune(output=str(output), **{**resumable.options, "learning_rate": 5e-3})
     finetune(output=str(output), overwrite=True, **{**resumable.options, "epochs": 1})
@@ -421,10 +426,7 @@ def test_a_backup_from_before_an_option_existed_resumes_when_the_option_is_at_it
     import tensorflow as tf
 
     output = resumable.root / "older-backup"
-    with monkeypatch.context() as patch:
-        kill_at(patch, 3)
-        with pytest.raises(Killed):
-            finetune(output=str(output), **resumable.options)
+    killed_at(monkeypatch, 3, output=str(output), **resumable.options)
     state_file = output / ".resume" / "state.json"
     state = json.loads(state_file.read_text())
     for newer in ("pooling", "head_dropout", "deterministic"):
