@@ -37,14 +37,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import SHARED, print_table, write_json  # noqa: E402  (script dir on path)
+from classic_encoders import DATASETS, read_rows  # noqa: E402  (script dir on path)
+from common import print_table, write_json  # noqa: E402
 
-DATASETS = {
-    "sst2": dict(train=SHARED / "sst2" / "train.tsv", dev=SHARED / "sst2" / "dev.tsv", text="sentence",
-                 label="label", delimiter="\t", normalization="none"),
-    "imdb": dict(train=SHARED / "imdb" / "train.csv", dev=SHARED / "imdb" / "dev.csv", text="review",
-                 label="sentiment", delimiter=",", normalization="html_breaks"),
-}
 VARIANTS = {
     "default": {},
     "no_head_only": {"freeze_steps": 0},
@@ -56,16 +51,6 @@ VARIANTS = {
     "lr5e-5": {"learning_rate": 5e-5},
     "lr2e-4": {"learning_rate": 2e-4},
 }
-
-
-def read_rows(path, spec, limit=None):
-    import csv
-
-    quoting = csv.QUOTE_NONE if spec["delimiter"] == "\t" else csv.QUOTE_MINIMAL
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = [(r[spec["text"]], r[spec["label"]])
-                for r in csv.DictReader(f, delimiter=spec["delimiter"], quoting=quoting)]
-    return rows[:limit] if limit else rows
 
 
 def ours(name, options, seed, work, args, spec):

@@ -444,8 +444,7 @@ class SequenceKind(TaskKind):
         from ptft_keras.tasks.sequence_classifier import SequenceClassifier
 
         return SequenceClassifier(backbone, label_names=label_names or None, num_labels=None if label_names else 1,
-                                  problem_type=SEQUENCE_TASKS[config.task], pooling=getattr(config, "pooling", "auto"),
-                                  dropout=getattr(config, "head_dropout", 0.1))
+                                  problem_type=SEQUENCE_TASKS[config.task], pooling=config.pooling, dropout=config.head_dropout)
 
     def monitor(self, config) -> tuple[str, str]:
         return super().monitor(config) if config.monitor or config.task != "classification" else ("val_accuracy", "max")

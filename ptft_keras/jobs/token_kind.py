@@ -313,7 +313,7 @@ class TokenKind(TaskKind):
         return prepared
 
     def build_model(self, backbone, config, label_names):
-        return TokenClassifier(backbone, label_names=label_names, dropout=getattr(config, "head_dropout", 0.1))
+        return TokenClassifier(backbone, label_names=label_names, dropout=config.head_dropout)
 
     def monitor(self, config) -> tuple[str, str]:
         monitor = config.monitor or "val_f1"
