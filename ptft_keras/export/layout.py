@@ -43,11 +43,13 @@ STALE_AFTER_HOURS = 24
 
 
 def versions(base) -> list[int]:
-    """The integer version directories under `base`, sorted (empty when `base` does not exist)."""
-    base = Path(base)
-    if not base.is_dir():
-        return []
-    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+    """The integer version directories under `base`, a local path or ``gs://...``, sorted (empty when
+    `base` does not exist)."""
+    if storage.is_remote(str(base)):
+        names = [name.rstrip("/") for name in storage.listdir(base)] if storage.isdir(base) else []
+    else:
+        names = [p.name for p in Path(base).iterdir() if p.is_dir()] if Path(base).is_dir() else []
+    return sorted(int(name) for name in names if name.isdigit())
 
 
 def next_version(base) -> int:
@@ -175,20 +177,13 @@ def scratch_dir(prefix: str = SCRATCH_PREFIX, parent=None):
         shutil.rmtree(path, ignore_errors=True)
 
 
-def remote_versions(base: str) -> list[int]:
-    """`versions` of a base directory on an object store (``gs://...``)."""
-    if not storage.isdir(base):
-        return []
-    return sorted(int(name.rstrip("/")) for name in storage.listdir(base) if name.rstrip("/").isdigit())
-
-
 def _publish_remote(local: Path, base: str) -> str:
     """Upload the finished local version `local` to `<base>/<next version>` (``gs://...``): variables and
     assets first, ``saved_model.pb`` last. An object store has no directory rename, so this is the
     closest to atomic: TF Serving loads a version once ``saved_model.pb`` is there, and it is written
     only when everything it refers to is."""
     base = base.rstrip("/")
-    target = f"{base}/{max(remote_versions(base), default=0) + 1}"
+    target = f"{base}/{max(versions(base), default=0) + 1}"
     files = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file())
     files.sort(key=lambda name: name == "saved_model.pb")
     for name in files:

@@ -75,7 +75,8 @@ def run(config: PredictConfig) -> int:
 
     model, tokenizer, info = load(config.model)
     loaded = (model, tokenizer, with_sequence_length(info, config.sequence_length))
-    if not (storage.is_remote(config.data or "") or storage.is_remote(config.output or "")):
+    remote_output = storage.is_remote(config.output or "")
+    if not (storage.is_remote(config.data or "") or remote_output):
         print(kind_for(info.task).predict(loaded, config))
         return 0
     # gs://...: the input fetched, the predictions written locally and uploaded whole (the readers and the
@@ -84,10 +85,9 @@ def run(config: PredictConfig) -> int:
         output = config.output
         local = dataclasses.replace(
             config, data=str(storage.local_copy(config.data, "data")) if config.data else config.data,
-            output=str(Path(scratch) / output.rstrip("/").rsplit("/", 1)[-1]) if storage.is_remote(output or "")
-            else output)
+            output=str(Path(scratch) / output.rstrip("/").rsplit("/", 1)[-1]) if remote_output else output)
         message = kind_for(info.task).predict(loaded, local)
-        if storage.is_remote(output or ""):
+        if remote_output:
             storage.check_scheme(output, "output")
             storage.makedirs(output.rsplit("/", 1)[0])
             storage.write_file(Path(local.output), output)
