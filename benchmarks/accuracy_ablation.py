@@ -8,11 +8,14 @@ epoch. ``ours`` runs go through `jobs.finetune.finetune` (what `ptft finetune` c
 * ``default``: the job's defaults;
 * ``no_head_only``: ``freeze_steps=0`` (no head-only warmup stage);
 * ``no_llrd``: ``layer_lr_decay=1`` (one learning rate for every block);
+* ``plain``: both of the above (the transformers loop's schedule);
+* ``head``: ``truncation=head`` (the transformers loop's; at 256 tokens and more ours is head_tail);
 * ``cls`` / ``mean``: ``pooling`` instead of BERT's pooled output;
 * ``len64``: ``sequence_length=64`` instead of the 95th-percentile rule (the transformers loop's max length);
 * ``no_head_dropout``: ``head_dropout=0``;
 * ``lr5e-5`` / ``lr2e-4``: another peak learning rate;
-* any ``name=JSON`` given to `--variants` (FinetuneConfig fields), e.g. ``'new={"freeze_steps": 0}'``.
+* any ``name=JSON`` given to `--variants` (FinetuneConfig fields), e.g. ``'new={"freeze_steps": 0}'``; a JSON
+  with several fields needs `;` between the variants (``--variants 'default;new={"a": 1, "b": 2}'``).
 
 ``transformers``: `baselines.transformers_classifier`, AutoModelForSequenceClassification with the same
 rows, batch, learning rate, warmup, weight decay and epochs, dynamic padding, `--max-length` tokens.
@@ -44,6 +47,8 @@ VARIANTS = {
     "default": {},
     "no_head_only": {"freeze_steps": 0},
     "no_llrd": {"layer_lr_decay": 1.0},
+    "plain": {"freeze_steps": 0, "layer_lr_decay": 1.0},
+    "head": {"truncation": "head"},
     "cls": {"pooling": "cls"},
     "mean": {"pooling": "mean"},
     "len64": {"sequence_length": 64},
@@ -109,7 +114,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--variants", default="default,transformers",
-                        help=f"comma-separated: transformers, {', '.join(VARIANTS)} or name=JSON options")
+                        help=f"comma-separated (or ;-separated): transformers, {', '.join(VARIANTS)} or name=JSON "
+                        "options")
     parser.add_argument("--sequence-length", type=int, default=None, help="ours: --sequence-length for every variant")
     parser.add_argument("--max-length", type=int, default=64, help="transformers: max tokens")
     parser.add_argument("--checkpoint", default=None, help="default: the offline all-MiniLM-L6-v2")
@@ -128,7 +134,7 @@ def main() -> None:
     runs = json.loads(output.read_text())["runs"] if args.resume and output.exists() else []
     done = {(r["variant"], r["seed"]) for r in runs}
     variants = []
-    for item in args.variants.split(","):
+    for item in args.variants.split(";" if ";" in args.variants else ","):
         name, _, raw = item.partition("=")
         if name != "transformers" and not raw and name not in VARIANTS:
             sys.exit(f"unknown variant {name!r}: choose transformers, {', '.join(VARIANTS)} or name=JSON")
