@@ -48,6 +48,8 @@ _EXPORTS = {
     "predict": "ptft_keras.jobs.predict",
     "load_model_dir": "ptft_keras.jobs.model_dir",
     "export_model": "ptft_keras.export.serving",
+    "export_tflite": "ptft_keras.export.tflite",
+    "TFLiteModel": "ptft_keras.export.tflite",
 }
 
 __all__ = ["CheckpointError", "ConfigError", "DataError", "PtftError", "__version__", *_EXPORTS]

@@ -37,13 +37,22 @@ def _markdown(card: dict) -> str:
              f"(TensorFlow {card['tensorflow_version']}) on {card['exported_at']}.", ""]
     if card.get("label_names"):
         lines += ["## Labels (id: name)", ""] + [f"- {i}: `{n}`" for i, n in enumerate(card["label_names"])] + [""]
+    tflite = card.get("tflite")
     lines += [
-        "## Preprocessing (inside the graph)", "",
+        "## Preprocessing (by the client, with `tokenizer/`)" if tflite else "## Preprocessing (inside the graph)", "",
         f"- text normalisation: `{card['text_normalization'] or 'none'}`",
-        f"- WordPiece tokenization with core TensorFlow ops; truncated/padded to {card['sequence_length']} tokens",
+        f"- WordPiece tokenization{'' if tflite else ' with core TensorFlow ops'}; truncated/padded to "
+        f"{card['sequence_length']} tokens",
         f"- longer texts: {_describe_truncation(card)}",
         "",
     ]
+    if tflite:
+        shape = f"[{tflite['batch'] or 'batch'}, {tflite['width'] or 'width'}]"
+        lines += [f"## TensorFlow Lite (`{tflite['file']}`, {tflite['bytes']:,} bytes, quantization "
+                  f"`{tflite['quantization']}`)", "",
+                  f"- inputs: {', '.join(f'`{name}`' for name in tflite['inputs'])}, int32 {shape}",
+                  "- output: `logits`, float32 [batch, labels]",
+                  "- in Python: `ptft_keras.export.tflite.TFLiteModel(version_dir).predict(texts)`", ""]
     for name, sig in card.get("signatures", {}).items():
         lines += [f"## Signature `{name}`", "", "| | name | dtype | shape |", "|---|---|---|---|"]
         for kind in ("inputs", "outputs"):
