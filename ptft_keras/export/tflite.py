@@ -46,7 +46,7 @@ from ptft_keras import storage
 from ptft_keras.export.layout import new_version_dir, scratch_dir
 from ptft_keras.export.model_card import write_model_card
 from ptft_keras.export.predictions import TOKEN_TASK
-from ptft_keras.export.serving import ServingModule, core_tokenizer_for
+from ptft_keras.export.serving import DEFAULT_SIGNATURE, ServingModule, core_tokenizer_for
 
 TFLITE_FILE = "model.tflite"
 TOKENIZER_DIR = "tokenizer"
@@ -173,7 +173,9 @@ class TFLiteModel:
         self.card = card
         spec = card["tflite"]
         self.batch, self.width = spec["batch"], spec["width"]
-        self._run = _interpreter(str(folder / spec["file"]), threads).get_signature_runner()
+        interpreter = _interpreter(str(folder / spec["file"]), threads)
+        self.outputs = int(interpreter.get_output_details()[0]["shape"][-1])
+        self._run = interpreter.get_signature_runner()
         tokenizer = Tokenizer.from_pretrained(folder / TOKENIZER_DIR)
         core = core_tokenizer_for(tokenizer, card["sequence_length"])
         # ServingModule supplies the tokenization, truncation and outputs; the model it calls is the interpreter.
@@ -181,20 +183,28 @@ class TFLiteModel:
                                     label_names=card["label_names"], text_normalization=card["text_normalization"],
                                     pair=card["pair"], truncation=card["truncation"],
                                     padding="dynamic" if self.width is None else "fixed")
+        # Tokenizing eagerly would cost more than the model; traced once, it is one graph call per request.
+        self._serve = self.module.signatures()[DEFAULT_SIGNATURE]
 
     def _logits(self, features, training=False):
-        arrays = {name: np.asarray(value, dtype=np.int32) for name, value in features.items()}
-        if self.batch is None:
-            return tf.constant(self._run(**arrays)["logits"])
-        rows = len(next(iter(arrays.values())))
-        return tf.constant(np.concatenate(
-            [self._run(**{name: value[i:i + 1] for name, value in arrays.items()})["logits"] for i in range(rows)]))
+        """The interpreter as the model of the traced serving function (a numpy_function inside it)."""
+        names = sorted(features)
+
+        def run(*arrays):
+            inputs = dict(zip(names, arrays))
+            if self.batch is None:
+                return self._run(**inputs)["logits"]
+            return np.concatenate([self._run(**{name: value[i:i + 1] for name, value in inputs.items()})["logits"]
+                                   for i in range(len(arrays[0]))])
+
+        logits = tf.numpy_function(run, [tf.cast(features[name], tf.int32) for name in names], tf.float32,
+                                   stateful=False)
+        logits.set_shape([None, self.outputs])
+        return logits
 
     def predict(self, texts, text_pairs=None) -> dict:
         """Texts (and their pairs) -> ``label``, ``probabilities``, ... as numpy arrays."""
-        texts = tf.constant(list(texts))
+        inputs = {"text": tf.constant(list(texts))}
         if self.module.pair:
-            outputs = self.module.predict(self.module.features(texts, tf.constant(list(text_pairs))))
-        else:
-            outputs = self.module.predict_texts(texts)
-        return {name: value.numpy() for name, value in outputs.items()}
+            inputs["text_pair"] = tf.constant(list(text_pairs))
+        return {name: value.numpy() for name, value in self._serve(**inputs).items()}

@@ -80,3 +80,11 @@ def test_token_classification_is_refused_with_a_pointer_to_the_savedmodel(finetu
     with pytest.raises(ConfigError, match="sequence tasks"):
         export_tflite(finetuned, tokenizer, tmp_path / "ner", task="token-classification", label_names=LABELS)
     assert not (tmp_path / "ner").exists()
+
+
+def test_sentence_pairs_are_packed_as_in_training(finetuned, tokenizer, tmp_path):
+    pairs = ["the plot", "it is short", "nothing at all"]
+    version_dir = export_tflite(finetuned, tokenizer, tmp_path / "pairs", task="classification", label_names=LABELS,
+                                sequence_length=SEQUENCE_LENGTH, pair=True)
+    logits, _ = reference_outputs(finetuned, tokenizer, TEXTS, pairs)
+    np.testing.assert_allclose(TFLiteModel(version_dir).predict(TEXTS, pairs)["logits"], logits, atol=1e-5, rtol=0)
