@@ -106,7 +106,8 @@ def convert_to_tflite(model, feature_names, sequence_length: int, *, quantizatio
                 with _stderr_into(Path(folder) / "converter.log"):
                     return _convert(model, feature_names, shape, quantization, Path(folder)), shape
             except Exception as error:  # the converter raises ConverterError, or ValueError while tracing
-                errors.append(f"[{shape[0] or 'any'}, {shape[1] or 'any'}]: {str(error).strip().splitlines()[-1]}")
+                last_line = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+                errors.append(f"[{shape[0] or 'any'}, {shape[1] or 'any'}]: {last_line}")
     raise CheckpointError("TFLite's builtin ops cannot express this model at any input shape tried:\n  "
                           + "\n  ".join(errors) + "\nexport a SavedModel instead (ptft export without --format)")
 

@@ -88,3 +88,18 @@ def test_sentence_pairs_are_packed_as_in_training(finetuned, tokenizer, tmp_path
                                 sequence_length=SEQUENCE_LENGTH, pair=True)
     logits, _ = reference_outputs(finetuned, tokenizer, TEXTS, pairs)
     np.testing.assert_allclose(TFLiteModel(version_dir).predict(TEXTS, pairs)["logits"], logits, atol=1e-5, rtol=0)
+
+
+def test_a_model_no_shape_converts_leaves_no_version_and_names_each_try(finetuned, tokenizer, tmp_path, monkeypatch):
+    import ptft_keras.export.tflite as tflite
+    from ptft_keras.errors import CheckpointError
+
+    def refuse(model, names, shape, quantization, scratch):
+        raise ValueError(f"op X needs a static shape\nat {shape}" if shape[1] else "")
+
+    monkeypatch.setattr(tflite, "_convert", refuse)
+    with pytest.raises(CheckpointError, match=r"(?s)\[any, any\]: ValueError.*\[any, 32\]: at \[None, 32\].*"
+                                              r"\[1, 32\]: at \[1, 32\].*export a SavedModel"):
+        export_tflite(finetuned, tokenizer, tmp_path / "m", task="classification", label_names=LABELS,
+                      sequence_length=SEQUENCE_LENGTH)
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
