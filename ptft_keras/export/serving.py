@@ -255,6 +255,16 @@ def _task_of(model, task, core, sequence_length: int):
     return _PROBLEM_TASKS.get(getattr(model, "problem_type", None), "classification")
 
 
+def fitting_settings(truncation: str, head_tokens: int, window_stride, window_pooling: str) -> dict:
+    """The truncation settings an export records and serves with: only those `truncation` uses."""
+    fitting = {"truncation": truncation}
+    if truncation == "head_tail":
+        fitting["head_tokens"] = int(head_tokens)
+    if truncation == "windows":
+        fitting.update(window_stride=window_stride, window_pooling=window_pooling)
+    return fitting
+
+
 def _write_lines(path: Path, lines) -> Path:
     path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
     return path
@@ -310,11 +320,7 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
     if truncation != "head" and (pair or task == TOKEN_TASK):
         raise ConfigError(f"truncation={truncation!r} is for single-text sequence tasks; sentence pairs and token "
                           "classification exports keep the head: pass truncation='head'")
-    fitting = {"truncation": truncation}
-    if truncation == "head_tail":
-        fitting["head_tokens"] = int(head_tokens)
-    if truncation == "windows":
-        fitting.update(window_stride=window_stride, window_pooling=window_pooling)
+    fitting = fitting_settings(truncation, head_tokens, window_stride, window_pooling)
     metadata = {**(metadata or {}), "truncation": fitting,
                 "padding": {"padding": padding, "pad_to_multiple_of": int(pad_to_multiple_of)}}
     base = str(output) if storage.is_remote(output) else Path(output)  # Path() would fold gs:// into gs:/

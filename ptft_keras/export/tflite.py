@@ -46,7 +46,7 @@ from ptft_keras import storage
 from ptft_keras.export.layout import new_version_dir, scratch_dir
 from ptft_keras.export.model_card import write_model_card
 from ptft_keras.export.predictions import TOKEN_TASK
-from ptft_keras.export.serving import DEFAULT_SIGNATURE, ServingModule, core_tokenizer_for
+from ptft_keras.export.serving import DEFAULT_SIGNATURE, ServingModule, core_tokenizer_for, fitting_settings
 
 TFLITE_FILE = "model.tflite"
 TOKENIZER_DIR = "tokenizer"
@@ -126,11 +126,7 @@ def export_tflite(model, tokenizer, output, *, task: str, label_names=None, sequ
     text_normalization = check_mode(text_normalization)
     core = core_tokenizer_for(tokenizer, sequence_length)
     feature_names = sorted(core(tf.constant(["a"]), sequence_length=sequence_length))
-    fitting = {"truncation": truncation}
-    if truncation == "head_tail":
-        fitting["head_tokens"] = int(head_tokens)
-    if truncation == "windows":
-        fitting.update(window_stride=window_stride, window_pooling=window_pooling)
+    fitting = fitting_settings(truncation, head_tokens, window_stride, window_pooling)
     base = str(output) if storage.is_remote(output) else Path(output)
     with scratch_dir(prefix="ptft-tflite-") as scratch, new_version_dir(base) as staging:
         flatbuffer, (batch, width) = convert_to_tflite(model, feature_names, sequence_length,
