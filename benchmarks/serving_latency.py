@@ -8,6 +8,9 @@ signature (raw strings in: tokenization is timed). Systems, all in this one proc
 * ``ours``: `export_model`'s default, each request padded to its longest text rounded up to a multiple of 8.
 * ``ours_exact``: ``pad_to_multiple_of=1``, padded to exactly the longest text.
 * ``before``: ``padding="fixed"``, every request padded to the sequence length (the export before issue 22).
+* ``keras_kernels``: ``ours`` exported with Keras' own attention einsum and ``tf.nn.gelu`` (erfc) in place of
+  `ptft_keras.models.attention` and the erf GELU (`models.activations.gelu_erf`): the same export before those
+  two kernel changes, to measure them.
 * ``pytorch``: the same weights written by `backbone.save_pretrained` and loaded as transformers'
   `BertForSequenceClassification` (the head copied in), `BertTokenizerFast`, dynamic padding
   (``padding=True, truncation=True, max_length=L``), `torch.inference_mode`; tokenization is timed too.
@@ -28,6 +31,7 @@ Writes `benchmarks/results/serving_latency.json`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import platform
@@ -46,8 +50,8 @@ from common import ROOT, SHARED, print_table, read_tsv, write_json  # noqa: E402
 SHORT = "The waiter was charming and really kind."  # 7 words
 LONG = ("The film starts slowly and the first hour drags, but the second half is gripping, the actors are superb, "
         "the music fits every scene, and I left the cinema thinking about it for days afterwards.")  # 35 words
-SYSTEMS = ("ours", "ours_exact", "before", "pytorch")
-EXPORTS = {"ours": {}, "ours_exact": {"pad_to_multiple_of": 1}, "before": {"padding": "fixed"}}
+SYSTEMS = ("ours", "ours_exact", "before", "keras_kernels", "pytorch")
+EXPORTS = {"ours": {}, "ours_exact": {"pad_to_multiple_of": 1}, "before": {"padding": "fixed"}, "keras_kernels": {}}
 LABELS = ["negative", "positive"]
 
 
@@ -76,11 +80,30 @@ def ours_runners(model, tokenizer, sequence_length, directory):
 
     runners = {}
     for name, options in EXPORTS.items():
-        version = ptft.export_model(model, tokenizer, Path(directory) / f"{name}_{sequence_length}",
-                                    sequence_length=sequence_length, **options)
+        with keras_kernels(model) if name == "keras_kernels" else contextlib.nullcontext():
+            version = ptft.export_model(model, tokenizer, Path(directory) / f"{name}_{sequence_length}",
+                                        sequence_length=sequence_length, **options)
         signature = tf.saved_model.load(str(version)).signatures["serving_default"]
         runners[name] = lambda texts, signature=signature: signature(text=tf.constant(texts))["logits"].numpy()
     return runners
+
+
+@contextlib.contextmanager
+def keras_kernels(model):
+    """Within: `model` computes attention with Keras' einsum path and GELU with ``tf.nn.gelu`` (erfc)."""
+    import keras
+
+    layers = model.backbone.transformer_layers
+    saved = [(layer._self_attention_layer.__dict__.pop("_compute_attention"),
+              layer._feedforward_intermediate_dense.activation) for layer in layers]
+    try:
+        for layer in layers:
+            layer._feedforward_intermediate_dense.activation = keras.activations.gelu  # approximate=False
+        yield model
+    finally:
+        for layer, (attention, activation) in zip(layers, saved):
+            layer._self_attention_layer._compute_attention = attention
+            layer._feedforward_intermediate_dense.activation = activation
 
 
 def pytorch_classifier(checkpoint, kernel, bias, threads):
@@ -216,7 +239,7 @@ def run_sequence_length(model, tokenizer, pytorch, sequence_length, args, direct
     logits = {name: run(first) for name, run in runners.items()}
     logits["pytorch"] = pytorch.calls(sequence_length, [first])[0]
     checks = {f"max_abs_logit_diff_{name}_vs_before": _max_diff(logits[name], logits["before"])
-              for name in ("ours", "ours_exact", "pytorch")}
+              for name in ("ours", "ours_exact", "keras_kernels", "pytorch")}
     checks["same_predictions_ours_pytorch"] = bool((logits["ours"].argmax(-1) == logits["pytorch"].argmax(-1)).all())
     report(checks={str(sequence_length): checks})
 

@@ -230,7 +230,7 @@ def _check_padding(padding: str, pad_to_multiple_of) -> str:
     return padding
 
 
-def _check_sequence_length(model, sequence_length: int, *, pair: bool) -> None:
+def check_model_sequence_length(model, sequence_length: int, *, pair: bool) -> None:
     check_sequence_length(sequence_length, pair=pair)
     limit = getattr(getattr(model, "backbone", None), "max_sequence_length", None)
     if limit is not None and sequence_length > limit:
@@ -253,6 +253,16 @@ def _task_of(model, task, core, sequence_length: int):
     if len(probe.shape) == 3:
         return TOKEN_TASK
     return _PROBLEM_TASKS.get(getattr(model, "problem_type", None), "classification")
+
+
+def checked_fitting(truncation: str, sequence_length: int, head_tokens: int, window_stride, window_pooling: str,
+                    *, pair: bool, task: str) -> dict:
+    """`fitting_settings`, after refusing a truncation the export cannot serve (ConfigError)."""
+    check_truncation(truncation, content_budget(sequence_length), head_tokens=head_tokens, stride=window_stride)
+    if truncation != "head" and (pair or task == TOKEN_TASK):
+        raise ConfigError(f"truncation={truncation!r} is for single-text sequence tasks; sentence pairs and token "
+                          "classification exports keep the head: pass truncation='head'")
+    return fitting_settings(truncation, head_tokens, window_stride, window_pooling)
 
 
 def fitting_settings(truncation: str, head_tokens: int, window_stride, window_pooling: str) -> dict:
@@ -310,17 +320,14 @@ def export_model(model, tokenizer, output, *, task: str | None = None, label_nam
     """
     text_normalization = check_mode(text_normalization)
     _check_padding(padding, pad_to_multiple_of)
-    _check_sequence_length(model, sequence_length, pair=pair)
+    check_model_sequence_length(model, sequence_length, pair=pair)
     core = core_tokenizer_for(tokenizer, sequence_length)
     task = _task_of(model, task, core, sequence_length)
     label_names = list(label_names or getattr(model, "label_names", None) or []) if task in LABELLED_TASKS else None
     if task == TOKEN_TASK and pair:
         raise ConfigError("token classification exports take single texts; drop pair=True")
-    check_truncation(truncation, content_budget(sequence_length), head_tokens=head_tokens, stride=window_stride)
-    if truncation != "head" and (pair or task == TOKEN_TASK):
-        raise ConfigError(f"truncation={truncation!r} is for single-text sequence tasks; sentence pairs and token "
-                          "classification exports keep the head: pass truncation='head'")
-    fitting = fitting_settings(truncation, head_tokens, window_stride, window_pooling)
+    fitting = checked_fitting(truncation, sequence_length, head_tokens, window_stride, window_pooling,
+                              pair=pair, task=task)
     metadata = {**(metadata or {}), "truncation": fitting,
                 "padding": {"padding": padding, "pad_to_multiple_of": int(pad_to_multiple_of)}}
     base = str(output) if storage.is_remote(output) else Path(output)  # Path() would fold gs:// into gs:/

@@ -46,7 +46,13 @@ from ptft_keras import storage
 from ptft_keras.export.layout import new_version_dir, scratch_dir
 from ptft_keras.export.model_card import write_model_card
 from ptft_keras.export.predictions import TOKEN_TASK
-from ptft_keras.export.serving import DEFAULT_SIGNATURE, ServingModule, core_tokenizer_for, fitting_settings
+from ptft_keras.export.serving import (
+    DEFAULT_SIGNATURE,
+    ServingModule,
+    check_model_sequence_length,
+    checked_fitting,
+    core_tokenizer_for,
+)
 
 TFLITE_FILE = "model.tflite"
 TOKENIZER_DIR = "tokenizer"
@@ -124,9 +130,11 @@ def export_tflite(model, tokenizer, output, *, task: str, label_names=None, sequ
         raise ConfigError("the TFLite export is for sequence tasks (classification, multi-label, regression); "
                           "export token classification as a SavedModel")
     text_normalization = check_mode(text_normalization)
+    check_model_sequence_length(model, sequence_length, pair=pair)
+    fitting = checked_fitting(truncation, sequence_length, head_tokens, window_stride, window_pooling,
+                              pair=pair, task=task)
     core = core_tokenizer_for(tokenizer, sequence_length)
     feature_names = sorted(core(tf.constant(["a"]), sequence_length=sequence_length))
-    fitting = fitting_settings(truncation, head_tokens, window_stride, window_pooling)
     base = str(output) if storage.is_remote(output) else Path(output)
     with scratch_dir(prefix="ptft-tflite-") as scratch, new_version_dir(base) as staging:
         flatbuffer, (batch, width) = convert_to_tflite(model, feature_names, sequence_length,

@@ -6,6 +6,7 @@ attributes (`transformer_layers`, `token_embedding`, `num_layers`, `hidden_dim`,
 * the feed-forward activation follows HF's `hidden_act` (keras-hub hard-codes the tanh GELU for
   BERT; HF BERT uses the exact erf GELU) and BERT's layer-norm epsilon follows `layer_norm_eps`,
   so outputs match transformers to ~1e-6 in float32;
+* self-attention skips the transposed copy of its scores that Keras' einsum makes (`models.attention`);
 * both return a dict: `{"sequence_output"}` (and `"pooled_output"` for BERT);
 * `Backbone.from_pretrained` reads HF checkpoints (safetensors, TF h5, opt-in pickle), Hub ids,
   keras-hub presets and our own `.keras` files; `save_pretrained` writes a directory that
@@ -30,6 +31,7 @@ from keras_hub.src.models.distil_bert.distil_bert_backbone import DistilBertBack
 
 from ptft_keras.errors import CheckpointError, ConfigError
 from ptft_keras.models.activations import keras_activation
+from ptft_keras.models.attention import use_fast_attention
 from ptft_keras.models.hf_checkpoint import (
     CONFIG_FILE,
     find_weights_file,
@@ -180,9 +182,13 @@ class Backbone(_KerasHubBackbone, Functional):
     # --- shared by the subclasses -------------------------------------------------------------
 
     def _use_hf_numerics(self, hidden_act: str, extra_hf_config, layer_norm_epsilon=None) -> None:
-        """Apply HF's activation (and epsilon) to the already-built keras-hub layers; remember HF fields."""
+        """Apply HF's activation (and epsilon) to the already-built keras-hub layers; remember HF fields.
+
+        Also gives every self-attention layer `use_fast_attention`'s score computation (same outputs).
+        """
         activation = keras_activation(hidden_act)
         for layer in self.transformer_layers:
+            use_fast_attention(layer._self_attention_layer)
             layer.activation = activation
             layer._feedforward_intermediate_dense.activation = activation
             if layer_norm_epsilon is not None:

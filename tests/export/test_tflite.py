@@ -82,6 +82,16 @@ def test_token_classification_is_refused_with_a_pointer_to_the_savedmodel(finetu
     assert not (tmp_path / "ner").exists()
 
 
+def test_settings_the_savedmodel_export_refuses_are_refused_before_converting(finetuned, tokenizer, tmp_path):
+    limit = finetuned.backbone.max_sequence_length
+    with pytest.raises(ConfigError, match="sequence"):
+        export_tflite(finetuned, tokenizer, tmp_path / "m", task="classification", sequence_length=limit + 8)
+    with pytest.raises(ConfigError, match="pairs"):
+        export_tflite(finetuned, tokenizer, tmp_path / "m", task="classification", pair=True, truncation="tail",
+                      sequence_length=SEQUENCE_LENGTH)
+    assert not (tmp_path / "m").exists() or not any((tmp_path / "m").iterdir())
+
+
 def test_sentence_pairs_are_packed_as_in_training(finetuned, tokenizer, tmp_path):
     pairs = ["the plot", "it is short", "nothing at all"]
     version_dir = export_tflite(finetuned, tokenizer, tmp_path / "pairs", task="classification", label_names=LABELS,

@@ -43,3 +43,25 @@ def test_unknown_name_is_a_config_error_listing_the_choices():
     with pytest.raises(ConfigError, match="quick_gelu.*gelu_new"):
         keras_activation("quick_gelu")
     assert "gelu" in HF_ACTIVATIONS
+
+
+def test_exact_gelu_in_16_bits_is_computed_in_float32():
+    import keras
+
+    from ptft_keras.models.activations import gelu_erf
+
+    x16 = keras.ops.cast(X, "bfloat16")
+    got = keras.ops.convert_to_numpy(gelu_erf(x16))
+    assert keras.backend.standardize_dtype(got.dtype) == "bfloat16"
+    # Within one bfloat16 rounding of the float64 value at the rounded inputs: no cancellation in 1 + erf(x).
+    rounded = keras.ops.convert_to_numpy(keras.ops.cast(x16, "float32")).astype("float64")
+    expected = exact_gelu(rounded)
+    np.testing.assert_allclose(got.astype("float64"), expected, rtol=2 ** -8, atol=1e-6)
+
+
+def test_exact_gelu_is_serializable_by_name():
+    import keras
+
+    from ptft_keras.models.activations import gelu_erf
+
+    assert keras.activations.deserialize(keras.activations.serialize(gelu_erf)) is gelu_erf
