@@ -10,7 +10,8 @@ epoch. ``ours`` runs go through `jobs.finetune.finetune` (what `ptft finetune` c
 * ``no_llrd``: ``layer_lr_decay=1`` (one learning rate for every block);
 * ``plain``: both of the above (the transformers loop's schedule);
 * ``head``: ``truncation=head`` (the transformers loop's; at 256 tokens and more ours is head_tail);
-* ``cls`` / ``mean``: ``pooling`` instead of BERT's pooled output;
+* ``cls`` / ``mean`` / ``pooled``: that ``pooling`` instead of ``auto`` (the checkpoint's own pooling: mean for
+  all-MiniLM-L6-v2 since issue 22; BERT's pooled output before);
 * ``len64``: ``sequence_length=64`` instead of the 95th-percentile rule (the transformers loop's max length);
 * ``no_head_dropout``: ``head_dropout=0``;
 * ``lr5e-5`` / ``lr2e-4``: another peak learning rate;
@@ -51,6 +52,7 @@ VARIANTS = {
     "head": {"truncation": "head"},
     "cls": {"pooling": "cls"},
     "mean": {"pooling": "mean"},
+    "pooled": {"pooling": "pooled"},
     "len64": {"sequence_length": 64},
     "no_head_dropout": {"head_dropout": 0.0},
     "lr5e-5": {"learning_rate": 5e-5},

@@ -95,8 +95,9 @@ class FinetuneConfig:
     )
     pooling: str = option(
         "auto", "sequence tasks: what the head reads: 'pooled' (BERT's pooler over [CLS], as transformers' "
-        "BertForSequenceClassification), 'cls' (the [CLS] vector), 'mean' (over real tokens); auto: pooled when the "
-        "encoder has a pooler, else cls on transformers and mean on other encoders",
+        "BertForSequenceClassification), 'cls' (the [CLS] vector), 'mean' (over real tokens); auto: the checkpoint's "
+        "own pooling when it is a sentence-transformers model (mean for the default all-MiniLM-L6-v2), else pooled "
+        "when the encoder has a pooler, cls on other transformers and mean on other encoders",
         choices=("auto", "pooled", "cls", "mean"))
     head_dropout: float = option(0.1, "dropout rate on the head's input (classification and token tasks)")
     layer_lr_decay: float = option(0.9, "layer-wise learning-rate decay: each block further down gets this factor (1: off)", positive=True)

@@ -36,6 +36,7 @@ from ptft_keras.models.hf_checkpoint import (
     CONFIG_FILE,
     find_weights_file,
     read_hf_config,
+    read_sentence_pooling,
     read_weights_file,
     write_hf_checkpoint,
 )
@@ -64,6 +65,9 @@ class Backbone(_KerasHubBackbone, Functional):
     """
 
     model_type: str | None = None
+    # "mean" / "cls" when the checkpoint was trained for sentence embeddings with that pooling (a
+    # sentence-transformers directory, `read_sentence_pooling`): the task heads' pooling "auto" follows it.
+    sentence_pooling: str | None = None
 
     def __init__(self, *args, **kwargs):
         outputs = kwargs.get("outputs")
@@ -135,6 +139,7 @@ class Backbone(_KerasHubBackbone, Functional):
             if load_weights:
                 weights_path = find_weights_file(location.path, allow_pickle=allow_pickle)
                 load_hf_weights(backbone, read_weights_file(weights_path), path=weights_path)
+            backbone.sentence_pooling = read_sentence_pooling(location.path)
             return backbone
         _check_is(cls, backbone, location.path)
         return backbone
@@ -202,7 +207,8 @@ class Backbone(_KerasHubBackbone, Functional):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"hidden_act": self.hidden_act, "extra_hf_config": dict(self._extra_hf_config)})
+        config.update({"hidden_act": self.hidden_act, "extra_hf_config": dict(self._extra_hf_config),
+                       "sentence_pooling": self.sentence_pooling})
         return config
 
 
@@ -215,6 +221,9 @@ class BertBackbone(_KerasHubBertBackbone, Backbone):
             "gelu_new" = tanh approximation, "relu", "silu").
         layer_norm_epsilon: epsilon of every layer norm (HF `layer_norm_eps`).
         extra_hf_config: HF config.json fields carried through unchanged by `save_pretrained`.
+        sentence_pooling: "mean" or "cls" when the checkpoint was trained for sentence embeddings with
+            that pooling (`from_pretrained` reads it from a sentence-transformers directory); the task
+            heads' ``pooling="auto"`` then uses it.
 
     Example:
         >>> import numpy as np
@@ -230,7 +239,7 @@ class BertBackbone(_KerasHubBertBackbone, Backbone):
 
     def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, dropout=0.1,
                  max_sequence_length=512, num_segments=2, hidden_act="gelu", layer_norm_epsilon=1e-12,
-                 extra_hf_config=None, dtype=None, **kwargs):
+                 extra_hf_config=None, sentence_pooling=None, dtype=None, **kwargs):
         keras_activation(hidden_act)  # fail on an unknown name before building anything
         super().__init__(
             vocabulary_size=vocabulary_size, num_layers=num_layers, num_heads=num_heads, hidden_dim=hidden_dim,
@@ -239,6 +248,7 @@ class BertBackbone(_KerasHubBertBackbone, Backbone):
         )
         self._use_hf_numerics(hidden_act, extra_hf_config, layer_norm_epsilon)
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.sentence_pooling = sentence_pooling
 
     def get_config(self):
         config = super().get_config()
@@ -265,7 +275,8 @@ class DistilBertBackbone(_KerasHubDistilBertBackbone, Backbone):
     model_type = "distilbert"
 
     def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim, dropout=0.1,
-                 max_sequence_length=512, hidden_act="gelu", extra_hf_config=None, dtype=None, **kwargs):
+                 max_sequence_length=512, hidden_act="gelu", extra_hf_config=None, sentence_pooling=None, dtype=None,
+                 **kwargs):
         keras_activation(hidden_act)
         super().__init__(
             vocabulary_size=vocabulary_size, num_layers=num_layers, num_heads=num_heads, hidden_dim=hidden_dim,
@@ -273,6 +284,7 @@ class DistilBertBackbone(_KerasHubDistilBertBackbone, Backbone):
             dtype=dtype, **kwargs,
         )
         self._use_hf_numerics(hidden_act, extra_hf_config)
+        self.sentence_pooling = sentence_pooling
 
 
 BACKBONE_CLASSES = {"bert": BertBackbone, "distilbert": DistilBertBackbone}

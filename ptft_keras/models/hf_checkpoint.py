@@ -37,6 +37,7 @@ SAFETENSORS_FILE = "model.safetensors"
 SAFETENSORS_INDEX_FILE = "model.safetensors.index.json"
 TF_H5_FILE = "tf_model.h5"
 PICKLE_FILE = "pytorch_model.bin"
+SENTENCE_MODULES_FILE = "modules.json"  # sentence-transformers' list of modules (Transformer, Pooling, ...)
 # Preference order when a directory holds several weight files (as transformers does).
 WEIGHT_FILES = (SAFETENSORS_FILE, SAFETENSORS_INDEX_FILE, TF_H5_FILE, PICKLE_FILE)
 
@@ -134,6 +135,28 @@ def pickle_refusal(path) -> CheckpointError:
         "convert it once to model.safetensors (transformers: AutoModel.from_pretrained(dir).save_pretrained(dir))",
         path=path,
     )
+
+
+def read_sentence_pooling(path) -> str | None:
+    """``"mean"`` or ``"cls"``: the pooling a sentence-transformers checkpoint directory was trained with
+    (its `modules.json` and Pooling module config), else None. A hint: unreadable files give None.
+
+    Example:
+        >>> from ptft_keras.models.default_checkpoint import default_checkpoint_path
+        >>> read_sentence_pooling(default_checkpoint_path())  # all-MiniLM-L6-v2 was trained on mean pooling
+        'mean'
+    """
+    directory = Path(path)
+    try:
+        modules = json.loads((directory / SENTENCE_MODULES_FILE).read_text(encoding="utf-8"))
+        pooling = next(m for m in modules if str(m.get("type", "")).endswith(".Pooling"))
+        config = json.loads((directory / pooling.get("path", "") / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, AttributeError, StopIteration):
+        return None
+    modes = [mode for mode, key in (("mean", "pooling_mode_mean_tokens"), ("cls", "pooling_mode_cls_token"),
+                                    ("max", "pooling_mode_max_tokens"),
+                                    ("mean_sqrt_len", "pooling_mode_mean_sqrt_len_tokens")) if config.get(key)]
+    return modes[0] if len(modes) == 1 and modes[0] in ("mean", "cls") else None
 
 
 def write_hf_checkpoint(directory, config: dict, tensors: dict[str, np.ndarray], write_extra=None) -> Path:

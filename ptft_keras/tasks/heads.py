@@ -74,9 +74,13 @@ def run_backbone(backbone, features: dict, training=False):
 
 
 def resolve_pooling(pooling: str, backbone) -> str:
-    """``"auto"`` is ``"pooled"`` when the encoder has a pooled output (BERT, as transformers'
-    BertForSequenceClassification; `BiLSTMEncoder`), ``"cls"`` on other transformers, else ``"mean"``."""
+    """``"auto"`` is the pooling the checkpoint was trained with when it says (`Backbone.sentence_pooling`,
+    e.g. ``"mean"`` for the sentence-transformers all-MiniLM-L6-v2), else ``"pooled"`` when the encoder has a
+    pooled output (BERT, as transformers' BertForSequenceClassification; `BiLSTMEncoder`), ``"cls"`` on other
+    transformers, else ``"mean"``."""
     if pooling == "auto":
+        if getattr(backbone, "sentence_pooling", None) in ("mean", "cls"):
+            return backbone.sentence_pooling
         if has_pooled_output(backbone):
             return "pooled"
         return "cls" if hasattr(backbone, "transformer_layers") else "mean"

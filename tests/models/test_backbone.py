@@ -393,3 +393,13 @@ def test_our_backbone_can_be_the_first_model_a_process_builds():
     ])
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
+
+
+def test_sentence_pooling_comes_from_the_checkpoint_and_survives_a_keras_file(tmp_path):
+    from ptft_keras.models.default_checkpoint import default_checkpoint_path
+
+    backbone = Backbone.from_pretrained(default_checkpoint_path(), load_weights=False)
+    assert backbone.sentence_pooling == "mean"  # all-MiniLM-L6-v2's 1_Pooling: mean over tokens
+    backbone.save(tmp_path / "b.keras")
+    assert Backbone.from_pretrained(tmp_path / "b.keras").sentence_pooling == "mean"
+    assert Backbone.from_size("tiny", vocabulary_size=50).sentence_pooling is None

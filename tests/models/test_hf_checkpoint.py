@@ -14,6 +14,7 @@ from ptft_keras.models.hf_checkpoint import (
     find_weights_file,
     read_hf_checkpoint,
     read_hf_config,
+    read_sentence_pooling,
     tf_to_pt_name,
     write_hf_checkpoint,
 )
@@ -199,3 +200,28 @@ def test_allowed_pickle_still_runs_no_code(tmp_path):
     with pytest.raises(CheckpointError, match="weights-only loader refused"):
         read_hf_checkpoint(tmp_path, allow_pickle=True)
     assert not marker.exists()
+
+
+def _sentence_transformers_dir(directory, **modes):
+    (directory / "1_Pooling").mkdir(parents=True)
+    (directory / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]))
+    config = {"word_embedding_dimension": 8, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": False,
+              "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}
+    (directory / "1_Pooling" / "config.json").write_text(json.dumps({**config, **modes}))
+    return directory
+
+
+def test_sentence_pooling_is_read_from_a_sentence_transformers_directory(tmp_path):
+    assert read_sentence_pooling(_sentence_transformers_dir(tmp_path / "m", pooling_mode_mean_tokens=True)) == "mean"
+    assert read_sentence_pooling(_sentence_transformers_dir(tmp_path / "c", pooling_mode_cls_token=True)) == "cls"
+    # max pooling has no head equivalent, several modes are concatenated: no hint
+    assert read_sentence_pooling(_sentence_transformers_dir(tmp_path / "x", pooling_mode_max_tokens=True)) is None
+    assert read_sentence_pooling(_sentence_transformers_dir(tmp_path / "2", pooling_mode_mean_tokens=True,
+                                                            pooling_mode_cls_token=True)) is None
+    assert read_sentence_pooling(tmp_path) is None  # a plain HF directory
+    broken = _sentence_transformers_dir(tmp_path / "b", pooling_mode_mean_tokens=True)
+    (broken / "modules.json").write_text("[{")
+    assert read_sentence_pooling(broken) is None

@@ -57,6 +57,18 @@ def test_resolve_pooling():
         resolve_pooling("max", bert)
 
 
+def test_auto_pooling_follows_the_checkpoints_sentence_pooling():
+    from ptft_keras.models.backbone import Backbone
+
+    backbone = Backbone.from_size("tiny", vocabulary_size=50)
+    assert resolve_pooling("auto", backbone) == "pooled"
+    backbone.sentence_pooling = "mean"
+    assert resolve_pooling("auto", backbone) == "mean"
+    assert resolve_pooling("pooled", backbone) == "pooled"  # an explicit choice wins
+    backbone.sentence_pooling = "cls"
+    assert resolve_pooling("auto", backbone) == "cls"
+
+
 def test_head_layers_shapes_and_config():
     head = ClassificationHead(3, hidden_dims=[8, 4], activation="relu", dropout=0.2, name="h")
     assert tuple(head(np.zeros((2, 6), "float32")).shape) == (2, 3)
