@@ -69,7 +69,8 @@ def build_classifier(seed):
     keras.utils.set_random_seed(seed)
     path = ptft.default_checkpoint_path()
     tokenizer = ptft.Tokenizer.from_pretrained(path)
-    return SequenceClassifier(ptft.Backbone.from_pretrained(path), label_names=LABELS), tokenizer
+    # pooling="pooled": the PyTorch twin is BertForSequenceClassification, which reads BERT's pooler.
+    return SequenceClassifier(ptft.Backbone.from_pretrained(path), label_names=LABELS, pooling="pooled"), tokenizer
 
 
 def ours_runners(model, tokenizer, sequence_length, directory):
