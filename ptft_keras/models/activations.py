@@ -24,6 +24,7 @@ from keras_hub.src.utils.keras_utils import gelu_approximate
 
 from ptft_keras.errors import ConfigError
 
+
 @keras.saving.register_keras_serializable(package="ptft_keras")
 def gelu_erf(x):
     """The exact (erf) GELU, as transformers' `"gelu"` computes it (in float32 for 16-bit inputs, as PyTorch does)."""

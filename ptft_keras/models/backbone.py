@@ -186,8 +186,10 @@ class Backbone(_KerasHubBackbone, Functional):
 
     # --- shared by the subclasses -------------------------------------------------------------
 
-    def _use_hf_numerics(self, hidden_act: str, extra_hf_config, layer_norm_epsilon=None) -> None:
-        """Apply HF's activation (and epsilon) to the already-built keras-hub layers; remember HF fields.
+    def _use_hf_numerics(self, hidden_act: str, extra_hf_config, layer_norm_epsilon=None,
+                         sentence_pooling=None) -> None:
+        """Apply HF's activation (and epsilon) to the already-built keras-hub layers; remember HF fields
+        and the checkpoint's sentence pooling.
 
         Also gives every self-attention layer `use_fast_attention`'s score computation (same outputs).
         """
@@ -204,6 +206,7 @@ class Backbone(_KerasHubBackbone, Functional):
             self.embeddings_layer_norm.epsilon = layer_norm_epsilon
         self.hidden_act = hidden_act
         self._extra_hf_config = dict(extra_hf_config or {})
+        self.sentence_pooling = sentence_pooling
 
     def get_config(self):
         config = super().get_config()
@@ -246,9 +249,8 @@ class BertBackbone(_KerasHubBertBackbone, Backbone):
             intermediate_dim=intermediate_dim, dropout=dropout, max_sequence_length=max_sequence_length,
             num_segments=num_segments, dtype=dtype, **kwargs,
         )
-        self._use_hf_numerics(hidden_act, extra_hf_config, layer_norm_epsilon)
+        self._use_hf_numerics(hidden_act, extra_hf_config, layer_norm_epsilon, sentence_pooling)
         self.layer_norm_epsilon = layer_norm_epsilon
-        self.sentence_pooling = sentence_pooling
 
     def get_config(self):
         config = super().get_config()
@@ -283,8 +285,7 @@ class DistilBertBackbone(_KerasHubDistilBertBackbone, Backbone):
             intermediate_dim=intermediate_dim, dropout=dropout, max_sequence_length=max_sequence_length,
             dtype=dtype, **kwargs,
         )
-        self._use_hf_numerics(hidden_act, extra_hf_config)
-        self.sentence_pooling = sentence_pooling
+        self._use_hf_numerics(hidden_act, extra_hf_config, sentence_pooling=sentence_pooling)
 
 
 BACKBONE_CLASSES = {"bert": BertBackbone, "distilbert": DistilBertBackbone}
